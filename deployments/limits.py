@@ -1,0 +1,35 @@
+"""Per-plan request limits. The schemas hold the limits every plan shares; these depend on PLAN."""
+
+from deployments.errors import PlanLimitExceeded
+from deployments.plans import Plan
+from deployments.schemas import DeleteRequest, EmbedRequest, SearchRequest
+
+
+def check_embed(request: EmbedRequest, plan: Plan) -> None:
+    if len(request.documents) > plan.max_docs_per_request:
+        raise PlanLimitExceeded(
+            f"{len(request.documents)} documents in one request; plan {plan.name!r} allows "
+            f"{plan.max_docs_per_request}: split the request",
+            field="documents",
+        )
+    for index, doc in enumerate(request.documents):
+        if len(doc.text) > plan.max_text_chars:
+            raise PlanLimitExceeded(
+                f"text has {len(doc.text)} characters; plan {plan.name!r} allows {plan.max_text_chars}",
+                field=f"documents.{index}.text",
+            )
+
+
+def check_search(request: SearchRequest, plan: Plan) -> None:
+    if request.top_k > plan.max_top_k:
+        raise PlanLimitExceeded(
+            f"top_k is {request.top_k}; plan {plan.name!r} allows at most {plan.max_top_k}", field="top_k"
+        )
+
+
+def check_delete(request: DeleteRequest, plan: Plan) -> None:
+    if len(request.ids) > plan.max_docs_per_request:
+        raise PlanLimitExceeded(
+            f"{len(request.ids)} ids in one request; plan {plan.name!r} allows {plan.max_docs_per_request}",
+            field="ids",
+        )

@@ -1,0 +1,30 @@
+"""The plan table: every per-plan limit, declared once and read by settings, validation and docs."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    max_docs: int  # document quota when MAX_DOCS is not set
+    max_docs_per_request: int  # documents in one /embed/ or ids in one /delete/
+    max_top_k: int  # largest top_k one /search/ may ask for
+    max_text_chars: int  # longest document text, in characters
+
+
+# enterprise's per-request cap stays under chromadb's own write batch limit (5,461 on this build),
+# so one request is always one chromadb write and therefore all-or-nothing.
+PLANS: dict[str, Plan] = {
+    plan.name: plan
+    for plan in (
+        Plan("starter", max_docs=100_000, max_docs_per_request=256, max_top_k=50, max_text_chars=10_000),
+        Plan("pro", max_docs=1_000_000, max_docs_per_request=1_000, max_top_k=200, max_text_chars=50_000),
+        Plan(
+            "enterprise",
+            max_docs=10_000_000,
+            max_docs_per_request=5_000,
+            max_top_k=1_000,
+            max_text_chars=200_000,
+        ),
+    )
+}

@@ -1,0 +1,28 @@
+"""Check the tenant's settings before Ray starts: `python -m deployments.preflight`.
+
+`serve run serve_config.yaml` builds the application inside Ray, where a bad setting only shows up
+as a failed deployment in the logs while the process keeps running. The entrypoints run this first,
+so a misconfigured container exits at once (status 2) with one line naming the variable.
+"""
+
+import sys
+
+from deployments.config import load_settings
+from deployments.errors import ConfigError
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"chromedb-instance: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"chromedb-instance: tenant {settings.tenant_id!r}, plan {settings.plan}, model {settings.model_name} "
+        f"({settings.dimension} dims), quota {settings.quota} documents, data in {settings.data_dir}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Request and response bodies. Limits that hold for every plan are declared here once, as types;
+per-plan limits are checked against the tenant's plan in `deployments.limits`."""
+
+import math
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+
+MAX_ID_CHARS = 256
+MAX_METADATA_KEYS = 64
+MAX_METADATA_KEY_CHARS = 128
+MAX_QUERY_CHARS = 2_000
+
+# Ids are stored by chromadb and written to logs: no control characters (NUL included).
+DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")]
+RESERVED_KEY_PREFIXES = ("chroma:", "#")  # chromadb's own keys ("chroma:document", "#document", ...)
+
+
+def _not_reserved(key: str) -> str:
+    if key.startswith(RESERVED_KEY_PREFIXES):
+        raise ValueError(
+            f"metadata key {key!r} is reserved: keys may not start with {' or '.join(RESERVED_KEY_PREFIXES)}"
+        )
+    return key
+
+
+MetadataKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    AfterValidator(_not_reserved),
+]
+INT64 = (-(2**63), 2**63 - 1)  # chromadb stores integers as 64-bit
+_JSON_TYPE_NAMES = {type(None): "null", list: "a list", dict: "an object"}
+
+
+def _metadata_scalar(value: object) -> str | bool | int | float:
+    """Strict: "1" stays a string and true a boolean; null, lists and objects are refused."""
+    if isinstance(value, str | bool):
+        return value
+    if isinstance(value, int) and INT64[0] <= value <= INT64[1]:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, int | float):
+        raise ValueError(f"metadata number {value} is out of range (finite, 64-bit integers)")
+    kind = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+    raise ValueError(f"metadata values must be a string, number or boolean, not {kind}")
+
+
+MetadataValue = Annotated[
+    str | bool | int | float,
+    PlainValidator(_metadata_scalar),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}),
+]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+class _Body(BaseModel):
+    # Unknown fields are refused so a typo ("topk") is an error, not a silently ignored option.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DocumentIn(_Body):
+    id: DocumentId | None = Field(None, description="Your id for the document; generated when absent.")
+    text: str = Field(..., description="The text to embed and store (stored whole, even past the model's window).")
+    metadata: Metadata = Field(default_factory=dict, description="Values: string, number or boolean.")
+
+    _text_not_blank = field_validator("text")(_not_blank)
+
+
+class EmbedRequest(_Body):
+    documents: list[DocumentIn] = Field(..., min_length=1, description="Documents to add or replace (upsert).")
+
+    @field_validator("documents")
+    @classmethod
+    def _ids_unique(cls, documents: list[DocumentIn]) -> list[DocumentIn]:
+        seen: set[str] = set()
+        for doc in documents:
+            if doc.id is not None:
+                if doc.id in seen:
+                    raise ValueError(f"duplicate id {doc.id!r}: each id may appear once per request")
+                seen.add(doc.id)
+        return documents
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "documents": [
+                        {"id": "doc-1", "text": "The cat sat on the mat.", "metadata": {"source": "notes", "page": 3}},
+                        {"text": "Quarterly revenue grew by 12 percent."},
+                    ]
+                }
+            ]
+        },
+    )
+
+
+class EmbedResponse(BaseModel):
+    ids: list[str] = Field(..., description="The stored ids, in request order (generated ones included).")
+    count: int = Field(..., description="Documents in the collection after the write.")
+    truncated: list[str] = Field(
+        default_factory=list,
+        description="Ids whose text was longer than the model's window: stored whole, embedded from its start.",
+    )
+
+
+class SearchRequest(_Body):
+    query: str = Field(..., max_length=MAX_QUERY_CHARS, description="What to search for, in plain words.")
+    top_k: int = Field(10, ge=1, description="How many results to return, at most the plan's max_top_k.")
+    where: dict[str, Any] | None = Field(
+        None, description="chromadb metadata filter: $eq $ne $gt $gte $lt $lte $in $nin $and $or."
+    )
+
+    _query_not_blank = field_validator("query")(_not_blank)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"query": "pets resting on rugs", "top_k": 5, "where": {"source": "notes"}}]},
+    )
+
+
+class SearchHit(BaseModel):
+    id: str
+    text: str
+    metadata: dict[str, MetadataValue]
+    score: float = Field(..., description="Cosine similarity to the query: 1 is identical, higher is closer.")
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchHit] = Field(..., description="Best match first.")
+
+
+class DeleteRequest(_Body):
+    ids: list[DocumentId] = Field(..., min_length=1, description="Ids to delete; unknown ids are ignored.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": ["doc-1", "doc-2"]}]})
+
+
+class DeleteResponse(BaseModel):
+    deleted: int = Field(..., description="How many of the ids existed and were deleted.")
+    count: int = Field(..., description="Documents left in the collection.")
+
+
+class DeploymentState(BaseModel):
+    status: str = Field(..., description="'ok' or 'unavailable'.")
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanLimitsOut(BaseModel):
+    max_docs_per_request: int
+    max_top_k: int
+    max_text_chars: int
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(..., description="'ok' when every deployment answers, else 'degraded'.")
+    tenant_id: str
+    plan: str
+    model_name: str
+    dimension: int
+    count: int | None = Field(..., description="Documents stored; null while the store is unavailable.")
+    quota: int = Field(..., description="MAX_DOCS: the most documents this tenant may store.")
+    limits: PlanLimitsOut
+    deployments: dict[str, DeploymentState]
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(..., description="Stable machine-readable name, e.g. quota_exceeded.")
+    message: str = Field(..., description="What is wrong, in words.")
+    field: str | None = Field(None, description="The request field at fault, as a dotted path.")

@@ -1,0 +1,30 @@
+"""The ChromaStore deployment: the single replica that owns the tenant's chromadb folder."""
+
+import asyncio
+from typing import Any
+
+from ray import serve
+
+from deployments.backends import Vectors
+from deployments.config import Settings
+from deployments.tenant_store import Metadata, TenantStore
+
+
+# Exactly one replica, always: two processes on one chromadb folder hang or disagree.
+@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+class ChromaStore:
+    def __init__(self, settings: Settings) -> None:
+        self.store = TenantStore(settings)
+
+    # chromadb blocks; running it in threads keeps the replica's event loop answering.
+    async def upsert(self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata]) -> int:
+        return await asyncio.to_thread(self.store.upsert, ids, texts, vectors, metadatas)
+
+    async def delete(self, ids: list[str]) -> tuple[int, int]:
+        return await asyncio.to_thread(self.store.delete, ids)
+
+    async def search(self, vector: Vectors, top_k: int, where: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.search, vector, top_k, where)
+
+    async def count(self) -> int:
+        return await asyncio.to_thread(self.store.count)

@@ -1,0 +1,111 @@
+"""The tenant's collection in an embedded chromadb: quota-checked, all-or-nothing writes and search.
+
+A plain class (no Ray) so it can be tested directly; the ChromaStore deployment is its only owner
+in the running service, because two processes on one chromadb folder hang or disagree.
+"""
+
+import threading
+from typing import Any, cast
+
+import chromadb
+from chromadb.api.collection_configuration import CreateHNSWConfiguration
+from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import InvalidArgumentError
+
+from deployments.backends import Vectors
+from deployments.config import Settings
+from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded
+
+# Cosine space because the model's vectors are compared by angle. A search breadth (ef_search)
+# well above chromadb's default keeps recall@10 against exact search high (see README, Performance).
+HNSW_CONFIGURATION: CreateHNSWConfiguration = {
+    "space": "cosine",
+    "ef_construction": 200,
+    "max_neighbors": 32,
+    "ef_search": 128,
+}
+
+Metadata = dict[str, str | int | float | bool]
+
+
+class TenantStore:
+    def __init__(self, settings: Settings) -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.quota = settings.quota
+        self._client = chromadb.PersistentClient(
+            path=str(settings.data_dir), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        )
+        identity = {"tenant_id": settings.tenant_id, "model_name": settings.model_name, "dimension": settings.dimension}
+        self._collection = self._client.get_or_create_collection(
+            settings.collection_name,
+            configuration={"hnsw": HNSW_CONFIGURATION},
+            metadata=identity,
+            embedding_function=None,
+        )
+        stored = self._collection.metadata or {}
+        if stored.get("model_name") != settings.model_name or stored.get("dimension") != settings.dimension:
+            raise ConfigError(
+                f"the data in {settings.data_dir} was embedded with MODEL_NAME={stored.get('model_name')!r} "
+                f"(DIMENSION={stored.get('dimension')}), but the settings say MODEL_NAME={settings.model_name!r} "
+                f"(DIMENSION={settings.dimension}): vectors from different models cannot be searched together"
+            )
+        # Writes are serialised so the quota check and the write it guards are one atomic step.
+        self._write_lock = threading.Lock()
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def upsert(self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata]) -> int:
+        """Add or replace documents, all or none; returns the count after the write."""
+        with self._write_lock:
+            existing = self._collection.get(ids=ids, include=["metadatas"])
+            old_metadata = dict(zip(existing["ids"], existing["metadatas"] or [], strict=True))
+            count = self._collection.count()
+            added = len(ids) - len(old_metadata)
+            if count + added > self.quota:
+                raise QuotaExceeded(
+                    f"the quota is {self.quota} documents and the collection holds {count}: this request "
+                    f"would add {added} new ones; nothing was stored",
+                    field="documents",
+                )
+            replaced = [_replacing(old_metadata.get(id_), new) for id_, new in zip(ids, metadatas, strict=True)]
+            self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
+            return count + added
+
+    def delete(self, ids: list[str]) -> tuple[int, int]:
+        """Delete the ids that exist; returns (how many existed, count after)."""
+        with self._write_lock:
+            found = self._collection.get(ids=ids, include=[])["ids"]
+            if found:
+                self._collection.delete(ids=found)
+            return len(found), self._collection.count()
+
+    def search(self, vector: Vectors, top_k: int, where: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The top_k closest documents, best first, with cosine similarity as score."""
+        where = where or None  # an empty filter means no filter
+        try:
+            found = self._collection.query(
+                query_embeddings=vector.reshape(1, -1),
+                n_results=top_k,
+                where=where,
+                include=["documents", "metadatas", "distances"],
+            )
+        except (ValueError, TypeError, InvalidArgumentError) as exc:
+            # chromadb validates the filter as it queries; its message says what is wrong.
+            if where is None:
+                raise
+            raise InvalidFilter(str(exc), field="where") from None
+        documents = cast(list[list[str]], found["documents"])[0]
+        metadatas = cast(list[list[Metadata | None]], found["metadatas"])[0]
+        distances = cast(list[list[float]], found["distances"])[0]
+        return [
+            {"id": id_, "text": text, "metadata": metadata or {}, "score": 1.0 - distance}
+            for id_, text, metadata, distance in zip(found["ids"][0], documents, metadatas, distances, strict=True)
+        ]
+
+
+def _replacing(old: Any, new: Metadata) -> dict[str, Any] | None:
+    """chromadb merges metadata on upsert; an upsert here replaces it, so old keys are cleared (None)."""
+    merged: dict[str, Any] = {key: None for key in (old or {}) if key not in new}
+    merged.update(new)
+    return merged or None

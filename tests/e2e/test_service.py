@@ -1,0 +1,234 @@
+"""The service end to end under a real `serve run`: real model, real chromadb on disk.
+
+Each test removes what it adds, so the shared instance's count is back to zero between tests."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.e2e.conftest import E2E_QUOTA, E2E_TENANT
+
+pytestmark = pytest.mark.e2e
+
+CORPUS = {
+    "pets": "My cat loves to sleep curled up on the warm windowsill in the afternoon sun.",
+    "finance": "The central bank raised interest rates by half a percentage point to fight inflation.",
+    "space": "The rocket launched the satellite into orbit around the Earth early this morning.",
+    "cooking": "Simmer the tomatoes with garlic and basil for twenty minutes to make the sauce.",
+    "football": "The striker scored twice in the second half and the team won the championship.",
+    "health": "Regular exercise and enough sleep lower the risk of heart disease.",
+    "music": "The orchestra performed Beethoven's ninth symphony to a sold-out concert hall.",
+    "gardening": "Water the tomato seedlings every morning and keep them out of the frost.",
+}
+QUERIES = {
+    "a kitty napping in the sunshine by the window": "pets",
+    "monetary policy tightening to curb rising prices": "finance",
+    "spacecraft sent into orbit": "space",
+    "how do I make pasta sauce": "cooking",
+    "who won the soccer final": "football",
+    "ways to keep your heart healthy": "health",
+    "classical music performance": "music",
+}
+
+
+def count(api) -> int:
+    return api.get("/healthz/").json()["count"]
+
+
+@pytest.fixture
+def corpus(api):
+    documents = [
+        {
+            "id": key,
+            "text": text,
+            "metadata": {"topic": key, "length": len(text), "science": key in ("space", "health")},
+        }
+        for key, text in CORPUS.items()
+    ]
+    response = api.post("/embed/", json={"documents": documents})
+    assert response.status_code == 200, response.text
+    yield
+    api.post("/delete/", json={"ids": list(CORPUS)})
+
+
+def search(api, query, **options):
+    response = api.post("/search/", json={"query": query, **options})
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def test_healthz_reports_config_and_every_deployment(api):
+    response = api.get("/healthz/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert (body["tenant_id"], body["plan"], body["model_name"], body["dimension"], body["quota"]) == (
+        E2E_TENANT,
+        "starter",
+        "all-MiniLM-L6-v2",
+        384,
+        E2E_QUOTA,
+    )
+    assert {name: state["status"] for name, state in body["deployments"].items()} == {
+        "Ingress": "ok",
+        "Embedder": "ok",
+        "ChromaStore": "ok",
+    }
+    assert body["deployments"]["Embedder"]["detail"]["dimension"] == 384
+
+
+def test_search_finds_the_document_that_means_the_same(api, corpus):
+    for query, expected in QUERIES.items():
+        results = search(api, query, top_k=3)
+        assert results[0]["id"] == expected, (query, results)
+        assert results[0]["score"] > results[1]["score"]
+        assert -1.0 <= results[-1]["score"] <= results[0]["score"] <= 1.0
+    best = search(api, CORPUS["music"], top_k=1)[0]
+    assert best["id"] == "music" and best["score"] == pytest.approx(1.0, abs=1e-4)
+    assert best["text"] == CORPUS["music"] and best["metadata"]["topic"] == "music"
+
+
+def test_filters(api, corpus):
+    ids = lambda where: {hit["id"] for hit in search(api, "anything at all", top_k=50, where=where)}  # noqa: E731
+    assert ids({"topic": "space"}) == {"space"}
+    assert ids({"science": True}) == {"space", "health"}
+    assert ids({"topic": {"$in": ["pets", "music"]}}) == {"pets", "music"}
+    assert ids({"$and": [{"science": False}, {"topic": {"$nin": ["pets", "finance", "music"]}}]}) == {
+        "cooking",
+        "football",
+        "gardening",
+    }
+    assert ids({"$or": [{"topic": {"$eq": "pets"}}, {"length": {"$gt": 1000}}]}) == {"pets"}
+    assert ids({"topic": {"$ne": "pets"}}) == set(CORPUS) - {"pets"}
+    assert len(ids({"length": {"$gte": 0}})) == len(CORPUS)
+
+
+def test_search_of_an_empty_store_is_an_empty_list(api):
+    assert count(api) == 0
+    assert search(api, "anything") == []
+
+
+def test_upsert_replaces_and_is_counted_once(api):
+    first = api.post(
+        "/embed", json={"documents": [{"id": "u1", "text": "A recipe for apple pie.", "metadata": {"v": 1}}]}
+    )
+    assert first.json()["count"] == 1
+    second = api.post(
+        "/embed/", json={"documents": [{"id": "u1", "text": "Notes on the history of Rome.", "metadata": {"w": "x"}}]}
+    )
+    assert second.json() == {"ids": ["u1"], "count": 1, "truncated": []}
+    best = search(api, "ancient Roman history", top_k=1)[0]
+    assert (best["id"], best["text"], best["metadata"]) == ("u1", "Notes on the history of Rome.", {"w": "x"})
+    assert api.post("/delete", json={"ids": ["u1"]}).json() == {"deleted": 1, "count": 0}
+
+
+def test_generated_ids_and_truncated_long_texts(api):
+    long_text = "The committee discussed the budget in detail. " * 80
+    body = api.post("/embed/", json={"documents": [{"text": "a short note"}, {"id": "long", "text": long_text}]}).json()
+    generated, long_id = body["ids"]
+    assert generated and long_id == "long" and body["truncated"] == ["long"]
+    assert search(api, "committee budget discussion", top_k=1)[0]["text"] == long_text  # stored whole
+    assert api.post("/delete/", json={"ids": body["ids"]}).json() == {"deleted": 2, "count": 0}
+
+
+def test_delete_counts_only_what_existed(api):
+    api.post("/embed/", json={"documents": [{"id": "d1", "text": "one"}, {"id": "d2", "text": "two"}]})
+    assert api.post("/delete/", json={"ids": ["d1", "unknown"]}).json() == {"deleted": 1, "count": 1}
+    assert api.post("/delete/", json={"ids": ["d1", "d2"]}).json() == {"deleted": 1, "count": 0}
+
+
+def test_quota_refusal_leaves_the_store_unchanged(api):
+    fill = [{"id": f"q{n}", "text": f"quota filler document number {n}"} for n in range(E2E_QUOTA - 2)]
+    assert api.post("/embed/", json={"documents": fill}).json()["count"] == E2E_QUOTA - 2
+    over = [{"id": f"over{n}", "text": f"a document that must not be stored {n}"} for n in range(3)]
+    refused = api.post("/embed/", json={"documents": over})
+    assert refused.status_code == 403
+    error = refused.json()
+    assert error["error"] == "quota_exceeded"
+    assert str(E2E_QUOTA) in error["message"] and str(E2E_QUOTA - 2) in error["message"]
+    assert count(api) == E2E_QUOTA - 2
+    assert not any(hit["id"].startswith("over") for hit in search(api, "must not be stored", top_k=50))
+    # Replacing stored ids at the quota is allowed; reaching it exactly is allowed.
+    assert api.post("/embed/", json={"documents": fill[:5] + over[:2]}).json()["count"] == E2E_QUOTA
+    assert api.post("/delete/", json={"ids": [d["id"] for d in fill + over]}).json()["count"] == 0
+
+
+BAD_REQUESTS = [
+    ("/embed/", {"documents": []}, 422),
+    ("/embed/", {"documents": [{"text": "   "}]}, 422),
+    ("/embed/", {"documents": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}, 422),
+    ("/embed/", {"documents": [{"text": "x", "metadata": {"k": [1]}}]}, 422),
+    ("/embed/", {"documents": [{"text": "x", "metadata": {"k": {"a": 1}}}]}, 422),
+    ("/embed/", {"documents": [{"text": "x", "metadata": {"k": None}}]}, 422),
+    ("/embed/", {"documents": [{"text": 42}]}, 422),
+    ("/embed/", {"documents": [{"text": f"t{n}"} for n in range(257)]}, 422),
+    ("/embed/", {"documents": [{"text": "x" * 10_001}]}, 422),
+    ("/search/", {"query": ""}, 422),
+    ("/search/", {"query": "x", "top_k": 0}, 422),
+    ("/search/", {"query": "x", "top_k": -1}, 422),
+    ("/search/", {"query": "x", "top_k": 51}, 422),
+    ("/search/", {"query": "x", "where": {"topic": {"$gt": "a"}}}, 422),
+    ("/search/", {"query": "x", "where": {"$nope": []}}, 422),
+    ("/delete/", {"ids": []}, 422),
+    ("/delete/", {"ids": [1, 2]}, 422),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status"), BAD_REQUESTS)
+def test_bad_input_is_a_clear_4xx_and_never_a_partial_write(api, path, body, status):
+    api.post(
+        "/embed/", json={"documents": [{"id": "keep", "text": "a document that stays", "metadata": {"topic": "x"}}]}
+    )
+    response = api.post(path, json=body)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["error"] and error["message"] and error["field"]
+    assert count(api) == 1
+    api.post("/delete/", json={"ids": ["keep"]})
+
+
+def test_malformed_json_is_400(api):
+    response = api.post("/embed/", content=b"{oops", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_json"
+
+
+def test_routes_answer_without_redirect(api):
+    for path in ("/healthz", "/healthz/"):
+        assert api.get(path, follow_redirects=False).status_code == 200
+    for path in ("/search", "/search/"):
+        assert api.post(path, json={"query": "x"}, follow_redirects=False).status_code == 200
+
+
+def test_docs_describe_every_route(api):
+    assert api.get("/docs").status_code == 200
+    assert set(api.get("/openapi.json").json()["paths"]) == {"/embed/", "/search/", "/delete/", "/healthz/"}
+
+
+def test_concurrent_searches_are_batched_without_mixing_results(api, corpus):
+    queries = list(QUERIES) * 3
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda q: search(api, q, top_k=1)[0]["id"], queries))
+    assert results == [QUERIES[q] for q in queries]
+
+
+def test_concurrent_writes_respect_the_quota(api):
+    batches = [[{"id": f"c{b}-{n}", "text": f"concurrent write {b} {n}"} for n in range(10)] for b in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda docs: api.post("/embed/", json={"documents": docs}).status_code, batches))
+    assert sorted(set(statuses)) == [200, 403]
+    assert count(api) == 10 * statuses.count(200) <= E2E_QUOTA
+    api.post("/delete/", json={"ids": [d["id"] for batch in batches for d in batch]})
+    assert count(api) == 0
+
+
+def test_data_survives_a_restart(service, api):
+    """Last in this module: it restarts the shared instance."""
+    api.post(
+        "/embed/",
+        json={"documents": [{"id": "durable", "text": "Lighthouses guide ships at night.", "metadata": {"k": 1}}]},
+    )
+    service.restart()
+    assert count(api) == 1
+    best = search(api, "a tower with a light that helps sailors", top_k=1)[0]
+    assert (best["id"], best["metadata"]) == ("durable", {"k": 1})
+    api.post("/delete/", json={"ids": ["durable"]})

@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from deployments.backends import HashingBackend, SentenceTransformerBackend
+from deployments.config import resolve_model_path
+from deployments.embedder import embed_texts
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SentenceTransformerBackend(resolve_model_path("all-MiniLM-L6-v2"))
+
+
+def test_real_model_vectors_are_unit_length_and_meaningful(model):
+    assert (model.dimension, model.max_tokens) == (384, 256)
+    vectors = model.encode(["A cat sleeps on the sofa.", "A kitten naps on the couch.", "Interest rates rose again."])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_truncation_is_reported(model):
+    embedded = embed_texts(model, ["short text", "word " * 400])
+    assert embedded.truncated == [False, True]
+    assert embedded.vectors.shape == (2, 384)
+
+
+def test_fake_backend_is_deterministic_and_unit_length():
+    fake = HashingBackend(dimension=64)
+    first, again = fake.encode(["apples and pears", ""]), fake.encode(["apples and pears", ""])
+    assert np.array_equal(first, again)
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0)
+    assert fake.token_counts(["one two three"]) == [3]

