@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -87,7 +88,7 @@ def test_env_example_lists_every_setting():
     assert listed == {name.upper() for name in Settings.model_fields}
 
 
-def deployments_of(config_file: str) -> dict[str, dict]:
+def deployments_of(config_file: str) -> dict[str, dict[str, Any]]:
     config = yaml.safe_load((REPO / config_file).read_text())
     return {d["name"]: d for d in config["applications"][0]["deployments"]}
 
