@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     RAY_USAGE_STATS_ENABLED=0 \
-    PERSIST_DIR=/data
+    PERSIST_DIR=/data \
+    MODEL_CACHE_DIR=/app/model-cache
 
 WORKDIR /app
 
@@ -22,11 +23,13 @@ RUN useradd --create-home --uid 10001 tenant \
     && mkdir -p /data \
     && chown tenant:tenant /data
 
-COPY --chown=10001:10001 app.py serve_config.yaml ./
+COPY --chown=10001:10001 app.py serve_config.yaml serve_config.gpu.yaml ./
 COPY --chown=10001:10001 deployments ./deployments
 COPY --chown=10001:10001 docker ./docker
 
 USER 10001
+# The ONNX export of the model, made once here: replicas start without exporting (or importing torch).
+RUN python -m deployments.onnx_export
 VOLUME ["/data"]
 EXPOSE 8000
 

@@ -9,6 +9,7 @@ import json
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,10 +71,26 @@ def model_dimension(model_path: Path) -> int:
     return dimension
 
 
+def onnx_unsupported(model_path: Path) -> str | None:
+    """Why the ONNX backend cannot run this model (it implements mean pooling only), or None."""
+    for module in json.loads((model_path / "modules.json").read_text()):
+        kind = module["type"].rsplit(".", 1)[-1]
+        if kind == "Pooling":
+            config = json.loads((model_path / module["path"] / "config.json").read_text())
+            modes = {key for key, on in config.items() if key.startswith("pooling_mode_") and on is True}
+            if modes != {"pooling_mode_mean_tokens"}:
+                return f"pooling {sorted(modes)} (the ONNX backend does mean pooling only)"
+        elif kind not in ("Transformer", "Normalize"):
+            return f"a {kind} module"
+    return None
+
+
 class Settings(BaseSettings):
     """The tenant's settings, as the platform injects them."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=(), frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", protected_namespaces=(), frozen=True
+    )
 
     tenant_id: str = Field("default", description="The tenant this instance serves.")
     plan: str = Field("starter", description=f"One of: {', '.join(PLANS)}.")
@@ -81,6 +98,10 @@ class Settings(BaseSettings):
     dimension: int = Field(384, gt=0, description="Must equal the model's embedding size.")
     max_docs: int | None = Field(None, gt=0, description="Document quota; the plan's default when unset.")
     persist_dir: Path = Field(Path("./data"), description="Folder holding every tenant's data folder.")
+    embed_backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="auto: onnx on CPU, torch (fp16) on a GPU."
+    )
+    model_cache_dir: Path | None = Field(None, description="Exported ONNX models; PERSIST_DIR/.model-cache if unset.")
 
     @field_validator("tenant_id")
     @classmethod
@@ -104,11 +125,11 @@ class Settings(BaseSettings):
         resolve_model_path(value)
         return value
 
-    @field_validator("persist_dir")
+    @field_validator("persist_dir", "model_cache_dir")
     @classmethod
-    def _absolute_persist_dir(cls, value: Path) -> Path:
+    def _absolute(cls, value: Path | None) -> Path | None:
         # Absolute now, so every replica finds the same folder whatever its working directory.
-        return value.expanduser().resolve()
+        return value.expanduser().resolve() if value is not None else None
 
     @model_validator(mode="after")
     def _dimension_matches_model(self) -> "Settings":
@@ -117,6 +138,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"DIMENSION is {self.dimension} but model {self.model_name!r} produces {actual}-dimensional vectors"
             )
+        if self.embed_backend == "onnx" and (reason := onnx_unsupported(self.model_path)):
+            raise ValueError(f"EMBED_BACKEND=onnx cannot run {self.model_name!r}: it has {reason}; use torch")
         return self
 
     @cached_property
@@ -130,6 +153,10 @@ class Settings(BaseSettings):
     @property
     def model_path(self) -> Path:
         return resolve_model_path(self.model_name)
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.persist_dir / ".model-cache"
 
     @property
     def collection_name(self) -> str:

@@ -6,9 +6,10 @@ from typing import Any
 
 from ray import serve
 
-from deployments.backends import EmbeddingBackend, SentenceTransformerBackend, Vectors
-from deployments.config import Settings
+from deployments.backends import EmbeddingBackend, OnnxBackend, SentenceTransformerBackend, Vectors
+from deployments.config import Settings, onnx_unsupported
 from deployments.errors import ConfigError
+from deployments.onnx_export import cached_onnx_path, export_onnx
 
 
 @dataclass
@@ -22,8 +23,17 @@ def embed_texts(backend: EmbeddingBackend, texts: list[str]) -> Embedded:
     return Embedded(backend.encode(texts), [count > backend.max_tokens for count in counts])
 
 
-def load_backend(settings: Settings) -> EmbeddingBackend:
-    backend = SentenceTransformerBackend(settings.model_path)
+def load_backend(settings: Settings, gpu: bool = False) -> EmbeddingBackend:
+    """The tenant's model on the backend EMBED_BACKEND names; `auto` is ONNX on CPU and torch on a GPU."""
+    choice = settings.embed_backend
+    if choice == "auto":
+        choice = "torch" if gpu or onnx_unsupported(settings.model_path) else "onnx"
+    backend: EmbeddingBackend
+    if choice == "onnx":
+        onnx_path = export_onnx(settings.model_path, cached_onnx_path(settings.model_path, settings.onnx_cache_dir))
+        backend = OnnxBackend(settings.model_path, onnx_path)
+    else:
+        backend = SentenceTransformerBackend(settings.model_path)
     if backend.dimension != settings.dimension:
         raise ConfigError(
             f"DIMENSION is {settings.dimension} but the loaded model produces {backend.dimension}-dimensional vectors"
@@ -35,7 +45,9 @@ def load_backend(settings: Settings) -> EmbeddingBackend:
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
 class Embedder:
     def __init__(self, settings: Settings) -> None:
-        self.backend = load_backend(settings)
+        import ray
+
+        self.backend = load_backend(settings, gpu=bool(ray.get_gpu_ids()))
 
     # Each call carries the texts of one HTTP request; concurrent calls are embedded as one batch.
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)

@@ -6,6 +6,7 @@ tests (in-process stand-ins with the same `.method.remote(...)` shape).
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ray.exceptions import RayActorError, RayTaskError
@@ -30,12 +31,19 @@ from deployments.schemas import (
 
 HEALTH_PROBE_TIMEOUT_S = 2.0
 
+SearchBatcher = Callable[[SearchRequest], Awaitable[SearchResponse | ServiceError]]
+
 
 class Gateway:
-    def __init__(self, settings: Settings, embedder: Any, store: Any) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Any, store: Any, search_batcher: SearchBatcher | None = None
+    ) -> None:
+        """`search_batcher` gathers concurrent searches into one `search_batch` call (the Ingress
+        passes a `@serve.batch` method); without one, each search is a batch of one."""
         self.settings = settings
         self._embedder = embedder
         self._store = store
+        self._search_batcher = search_batcher or self._search_alone
 
     async def embed(self, request: EmbedRequest) -> EmbedResponse:
         limits.check_embed(request, self.settings.limits)
@@ -51,9 +59,23 @@ class Gateway:
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         limits.check_search(request, self.settings.limits)
-        embedded: Embedded = await _call("Embedder", self._embedder.embed.remote([request.query]))
-        hits = await _call("ChromaStore", self._store.search.remote(embedded.vectors[0], request.top_k, request.where))
-        return SearchResponse(results=[SearchHit(**hit) for hit in hits])
+        result = await self._search_batcher(request)
+        if isinstance(result, ServiceError):
+            raise result
+        return result
+
+    async def search_batch(self, requests: list[SearchRequest]) -> list[SearchResponse | ServiceError]:
+        """Many searches for the price of two hops: one Embedder call for all queries, one store call."""
+        embedded: Embedded = await _call("Embedder", self._embedder.embed.remote([r.query for r in requests]))
+        queries = [(vector, r.top_k, r.where) for vector, r in zip(embedded.vectors, requests, strict=True)]
+        found = await _call("ChromaStore", self._store.search_many.remote(queries))
+        return [
+            hits if isinstance(hits, ServiceError) else SearchResponse(results=[SearchHit(**hit) for hit in hits])
+            for hits in found
+        ]
+
+    async def _search_alone(self, request: SearchRequest) -> SearchResponse | ServiceError:
+        return (await self.search_batch([request]))[0]
 
     async def delete(self, request: DeleteRequest) -> DeleteResponse:
         limits.check_delete(request, self.settings.limits)

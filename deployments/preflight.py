@@ -7,21 +7,26 @@ so a misconfigured container exits at once (status 2) with one line naming the v
 
 import sys
 
-from deployments.config import load_settings
+from deployments.config import Settings, load_settings
 from deployments.errors import ConfigError
 
 
-def main() -> int:
+def checked_settings() -> Settings | None:
+    """The settings, summarised on stdout; None (reason on stderr) when they are invalid."""
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"chromedb-instance: {exc}", file=sys.stderr)
-        return 2
+        return None
     print(
         f"chromedb-instance: tenant {settings.tenant_id!r}, plan {settings.plan}, model {settings.model_name} "
         f"({settings.dimension} dims), quota {settings.quota} documents, data in {settings.data_dir}"
     )
-    return 0
+    return settings
+
+
+def main() -> int:
+    return 0 if checked_settings() is not None else 2
 
 
 if __name__ == "__main__":

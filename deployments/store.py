@@ -1,13 +1,13 @@
 """The ChromaStore deployment: the single replica that owns the tenant's chromadb folder."""
 
 import asyncio
-from typing import Any
 
 from ray import serve
 
 from deployments.backends import Vectors
 from deployments.config import Settings
-from deployments.tenant_store import Metadata, TenantStore
+from deployments.errors import ServiceError
+from deployments.tenant_store import Hit, Metadata, Query, TenantStore
 
 
 # Exactly one replica, always: two processes on one chromadb folder hang or disagree.
@@ -23,8 +23,8 @@ class ChromaStore:
     async def delete(self, ids: list[str]) -> tuple[int, int]:
         return await asyncio.to_thread(self.store.delete, ids)
 
-    async def search(self, vector: Vectors, top_k: int, where: dict[str, Any] | None) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.store.search, vector, top_k, where)
+    async def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
+        return await asyncio.to_thread(self.store.search_many, queries)
 
     async def count(self) -> int:
         return await asyncio.to_thread(self.store.count)

@@ -4,17 +4,19 @@ A plain class (no Ray) so it can be tested directly; the ChromaStore deployment 
 in the running service, because two processes on one chromadb folder hang or disagree.
 """
 
+import json
 import threading
 from typing import Any, cast
 
 import chromadb
+import numpy as np
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InvalidArgumentError
 
 from deployments.backends import Vectors
 from deployments.config import Settings
-from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded
+from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded, ServiceError
 
 # Cosine space because the model's vectors are compared by angle. A search breadth (ef_search)
 # well above chromadb's default keeps recall@10 against exact search high (see README, Performance).
@@ -26,6 +28,8 @@ HNSW_CONFIGURATION: CreateHNSWConfiguration = {
 }
 
 Metadata = dict[str, str | int | float | bool]
+Hit = dict[str, Any]
+Query = tuple[Vectors, int, dict[str, Any] | None]  # (vector, top_k, where)
 
 
 class TenantStore:
@@ -80,12 +84,30 @@ class TenantStore:
                 self._collection.delete(ids=found)
             return len(found), self._collection.count()
 
-    def search(self, vector: Vectors, top_k: int, where: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """The top_k closest documents, best first, with cosine similarity as score."""
+    def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
+        """The top_k closest documents of each query, best first, scored by cosine similarity.
+        Queries sharing top_k and filter go to chromadb as one call; a bad filter fails only the
+        queries that carry it."""
+        groups: dict[str, list[int]] = {}
+        for index, (_, top_k, where) in enumerate(queries):
+            groups.setdefault(json.dumps([top_k, where or None], sort_keys=True), []).append(index)
+        results: list[list[Hit] | ServiceError] = [[] for _ in queries]
+        for members in groups.values():
+            _, top_k, where = queries[members[0]]
+            vectors = np.stack([queries[i][0] for i in members])
+            try:
+                for index, hits in zip(members, self._query(vectors, top_k, where), strict=True):
+                    results[index] = hits
+            except InvalidFilter as exc:
+                for index in members:
+                    results[index] = exc
+        return results
+
+    def _query(self, vectors: Vectors, top_k: int, where: dict[str, Any] | None) -> list[list[Hit]]:
         where = where or None  # an empty filter means no filter
         try:
             found = self._collection.query(
-                query_embeddings=vector.reshape(1, -1),
+                query_embeddings=vectors,
                 n_results=top_k,
                 where=where,
                 include=["documents", "metadatas", "distances"],
@@ -95,12 +117,15 @@ class TenantStore:
             if where is None:
                 raise
             raise InvalidFilter(str(exc), field="where") from None
-        documents = cast(list[list[str]], found["documents"])[0]
-        metadatas = cast(list[list[Metadata | None]], found["metadatas"])[0]
-        distances = cast(list[list[float]], found["distances"])[0]
+        documents = cast(list[list[str]], found["documents"])
+        metadatas = cast(list[list[Metadata | None]], found["metadatas"])
+        distances = cast(list[list[float]], found["distances"])
         return [
-            {"id": id_, "text": text, "metadata": metadata or {}, "score": 1.0 - distance}
-            for id_, text, metadata, distance in zip(found["ids"][0], documents, metadatas, distances, strict=True)
+            [
+                {"id": id_, "text": text, "metadata": metadata or {}, "score": 1.0 - distance}
+                for id_, text, metadata, distance in zip(*row, strict=True)
+            ]
+            for row in zip(found["ids"], documents, metadatas, distances, strict=True)
         ]
 
 

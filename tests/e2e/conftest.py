@@ -1,8 +1,10 @@
-"""One real `serve run` shared by every end-to-end test: the shipped serve_config.yaml (on a free
-port), the real model, and a real chromadb folder in a temporary directory."""
+"""One real service shared by every end-to-end test, started as in production (`python -m
+deployments.launch`, which runs `serve run` on the shipped serve_config.yaml) on free ports, with
+the real model and a real chromadb folder in a temporary directory."""
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,7 +18,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SERVE = Path(sys.executable).with_name("serve")
 START_TIMEOUT_S = 180
 # A tenant id with a path, spaces and unicode, to prove any id the platform sends is safe.
 E2E_TENANT = "e2e tenant/../ünïcode"
@@ -24,19 +25,34 @@ E2E_QUOTA = 60
 
 
 def free_port() -> int:
+    """A free port below the ephemeral range, where Ray's own randomly chosen ports cannot take it
+    while the service restarts (Ray's workers use 10002-19999)."""
+    for port in random.sample(range(20_000, 30_000), 200):
+        if port_is_free(port):
+            return port
+    raise RuntimeError("no free port in 20000-29999")
+
+
+def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
 
 
 class ServeInstance:
-    """`serve run` in its own process group, on its own private Ray cluster."""
+    """The launcher in its own process group, on its own private Ray cluster."""
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", **env}
+        # HAProxy's metrics and stats listeners too, so a developer's running instance never clashes.
+        ports = {"RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()), "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port())}
+        self.env = {**os.environ, **env, **ports}
         config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
         config["http_options"]["port"] = self.port
         self.config_path = workdir / "serve_config.yaml"
@@ -47,7 +63,7 @@ class ServeInstance:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(SERVE), "run", "--address", "local", str(self.config_path)],
+            [sys.executable, "-m", "deployments.launch", str(self.config_path)],
             cwd=REPO,
             env=self.env,
             stdout=log,
@@ -70,7 +86,7 @@ class ServeInstance:
     def stop(self) -> None:
         if self.process is None:
             return
-        # SIGINT is serve run's clean shutdown (serve.shutdown, then its private Ray cluster stops).
+        # SIGINT is serve run's clean shutdown (serve.shutdown, then the private Ray cluster stops).
         self.process.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=60)
@@ -78,6 +94,9 @@ class ServeInstance:
             os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is left
         self.process.wait()
         self.process = None
+        deadline = time.monotonic() + 30
+        while not port_is_free(self.port) and time.monotonic() < deadline:
+            time.sleep(0.5)
 
     def restart(self) -> None:
         self.stop()

