@@ -1,0 +1,308 @@
+"""`make bench` / `python -m bench`: one workload, in one run, against the service, the in-process
+limit and Chroma's own server; prints one markdown table of figures and ratios, and (by default)
+writes it into the README's Performance section.
+
+Never a test: speed depends on the machine, so figures are only compared within one run.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import numpy as np
+from chromadb.api.shared_system_client import SharedSystemClient
+from chromadb.config import Settings as ChromaSettings
+
+from bench import measure
+from bench.targets import REPO, TOP_K, ChromaServer, InProcess, Service, Target
+from bench.workload import Workload, load_workload
+from deployments.backends import EmbeddingBackend
+from deployments.config import Settings, load_settings
+from deployments.embedder import load_backend
+from deployments.tenant_store import HNSW_CONFIGURATION, TenantStore
+
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+EF_SEARCH_SWEEP = (32, 64, 100, 128, 256)  # 100 is chromadb's default
+
+
+@dataclass
+class Figures:
+    start_s: float = float("nan")
+    idle_mb: float = float("nan")
+    load_mb: float = float("nan")
+    ingest_per_s: float = float("nan")
+    latencies_ms: list[float] = field(default_factory=list)
+    found: list[list[str]] = field(default_factory=list)
+    per_s_16: float = float("nan")
+    recall: float = float("nan")
+
+    @property
+    def p50(self) -> float:
+        return measure.percentile(self.latencies_ms, 50)
+
+    @property
+    def p99(self) -> float:
+        return measure.percentile(self.latencies_ms, 99)
+
+    @property
+    def one_at_a_time_per_s(self) -> float:
+        return 1000 * len(self.latencies_ms) / sum(self.latencies_ms)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
+    parser.add_argument("--docs", type=int, default=100_000, help="collection size searched")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: the GPU config and backend")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--per-client", type=int, default=40, help="searches each concurrent client sends")
+    parser.add_argument("--ingest-batch", type=int, default=64, help="documents per /embed/ request")
+    parser.add_argument("--ingest-clients", type=int, default=4)
+    parser.add_argument("--cache-dir", type=Path, default=REPO / ".bench-cache")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="file whose table is replaced")
+    parser.add_argument("--no-readme", action="store_true", help="print only")
+    return parser.parse_args(argv)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tenant_settings(persist_dir: Path, cache_dir: Path, docs: int) -> Settings:
+    return load_settings(
+        tenant_id="bench",
+        plan="pro",
+        max_docs=docs,
+        persist_dir=persist_dir,
+        model_cache_dir=cache_dir / "model-cache",
+        embed_backend="auto",
+    )
+
+
+def base_folder(workload: Workload, settings: Settings, backend: EmbeddingBackend, cache_dir: Path) -> Path:
+    """A chromadb folder holding the filler documents, built once and copied for each target."""
+    hnsw = "-".join(f"{k}{v}" for k, v in sorted(HNSW_CONFIGURATION.items()))
+    root = cache_dir / f"base-{backend.name.replace('/', '_')}-{len(workload.filler_ids)}-{hnsw}"
+    done = root / "complete"
+    if done.is_file():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"writing {len(workload.filler_ids)} filler documents into {root} once ...", flush=True)
+    store = TenantStore(settings.model_copy(update={"persist_dir": root}))
+    for start in range(0, len(workload.filler_ids), 5000):
+        end = start + 5000
+        texts = workload.filler_texts[start:end]
+        store.upsert(workload.filler_ids[start:end], texts, workload.filler_vectors[start:end], [{} for _ in texts])
+    del store
+    done.touch()
+    return root
+
+
+def run_target(target: Target, workload: Workload, args: argparse.Namespace) -> Figures:
+    figures = Figures()
+    print(f"[{target.name}] starting", flush=True)
+    figures.start_s = target.start()
+    if target.pid is not None:
+        time.sleep(5)  # let start-up settle before calling it idle
+        figures.idle_mb = measure.pss_mb(target.pid)
+    print(f"[{target.name}] ingesting {len(workload.passages)} passages", flush=True)
+    with measure.peak_pss(target.pid) as ingest_peak:
+        started = time.perf_counter()
+        target.ingest(workload.passages, args.ingest_batch, args.ingest_clients)
+        figures.ingest_per_s = measure.mean_rate(len(workload.passages), time.perf_counter() - started)
+    search = target.make_search()
+    for query in workload.queries[:20]:
+        search(query)  # warm-up: connections, lazily loaded index
+    print(f"[{target.name}] searching: {len(workload.queries)} queries, 1 client", flush=True)
+    figures.latencies_ms, figures.found = measure.latencies_ms(search, workload.queries)
+    if not isinstance(target, InProcess):
+        print(f"[{target.name}] searching: {args.clients} clients", flush=True)
+        with measure.peak_pss(target.pid) as search_peak:
+            figures.per_s_16 = measure.throughput(target.make_search, workload.queries, args.clients, args.per_client)
+        figures.load_mb = max(ingest_peak[0], search_peak[0])
+    return figures
+
+
+def ef_search_sweep(
+    settings: Settings, query_vectors: np.ndarray, exact: list[list[str]]
+) -> list[tuple[int, float, float]]:
+    """Recall@10 and store-only query time for several HNSW search breadths, on the same index."""
+    rows = []
+    for ef in EF_SEARCH_SWEEP:
+        collection = _open(settings)
+        collection.modify(configuration={"hnsw": {"ef_search": ef}})
+        # chromadb keeps one system per folder per process, with the index as first loaded:
+        # drop it so the index is loaded again under the new search breadth.
+        SharedSystemClient.clear_system_cache()
+        collection = _open(settings)
+        assert collection.configuration["hnsw"]["ef_search"] == ef
+        times, found = [], []
+        for vector in query_vectors:
+            started = time.perf_counter()
+            found.append(collection.query(query_embeddings=vector[None, :], n_results=TOP_K, include=[])["ids"][0])
+            times.append((time.perf_counter() - started) * 1000)
+        rows.append((ef, measure.recall_at(found, exact, TOP_K), measure.percentile(times, 50)))
+    return rows
+
+
+def _open(settings: Settings) -> Any:
+    client = chromadb.PersistentClient(path=str(settings.data_dir), settings=ChromaSettings(anonymized_telemetry=False))
+    return client.get_collection(settings.collection_name, embedding_function=None)
+
+
+def ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x" if baseline and np.isfinite(baseline) and np.isfinite(value) else "—"
+
+
+def cell(value: float, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}" if np.isfinite(value) else "—"
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def render(
+    service: Figures,
+    inproc: Figures,
+    chroma: Figures,
+    encode_per_s: float,
+    sweep: list[tuple[int, float, float]],
+    context: str,
+) -> str:
+    ingest_ratio = service.ingest_per_s / encode_per_s
+    p50_ratio = service.p50 / inproc.p50
+    vs_chroma = service.per_s_16 / chroma.per_s_16
+    vs_inproc = service.per_s_16 / inproc.one_at_a_time_per_s
+    rows = [
+        "| figure | service | in-process limit | Chroma server + client embedding | service vs baseline "
+        "| target | met |",
+        "|---|---|---|---|---|---|---|",
+        f"| ingest, documents/s | {cell(service.ingest_per_s)} | {cell(inproc.ingest_per_s)} | "
+        f"{cell(chroma.ingest_per_s)} | {ingest_ratio:.2f}x raw encode ({cell(encode_per_s)}/s) | ≥ 0.85x | "
+        f"{verdict(ingest_ratio >= 0.85)} |",
+        f"| search p50, 1 client, ms | {cell(service.p50)} | {cell(inproc.p50)} | {cell(chroma.p50)} | "
+        f"{p50_ratio:.2f}x in-process | ≤ 1.5x | {verdict(p50_ratio <= 1.5)} |",
+        f"| search p99, 1 client, ms | {cell(service.p99)} | {cell(inproc.p99)} | {cell(chroma.p99)} | "
+        f"{ratio(service.p99, inproc.p99)} in-process | — | — |",
+        f"| searches/s, 16 clients | {cell(service.per_s_16)} | {cell(inproc.one_at_a_time_per_s)} (one at a time) | "
+        f"{cell(chroma.per_s_16)} | {vs_chroma:.2f}x Chroma, {vs_inproc:.2f}x in-process | ≥ 2.0x, ≥ 1.0x | "
+        f"{verdict(vs_chroma >= 2.0 and vs_inproc >= 1.0)} |",
+        f"| start to first 200, s | {cell(service.start_s)} | — | {cell(chroma.start_s)} | — | ≤ 20 s | "
+        f"{verdict(service.start_s <= 20)} |",
+        f"| memory idle, MB (PSS, all processes) | {cell(service.idle_mb, 0)} | — | {cell(chroma.idle_mb, 0)} "
+        f"(server only) | — | ≤ 1,500 | {verdict(service.idle_mb <= 1500)} |",
+        f"| memory under load, MB (PSS) | {cell(service.load_mb, 0)} | — | {cell(chroma.load_mb, 0)} (server only) | "
+        f"— | ≤ 2,500 | {verdict(service.load_mb <= 2500)} |",
+        f"| recall@10 vs exact search | {service.recall:.3f} | {inproc.recall:.3f} | {chroma.recall:.3f} | — | "
+        f"≥ 0.98 | {verdict(service.recall >= 0.98)} |",
+    ]
+    sweep_rows = [
+        "| HNSW ef_search | recall@10 | store query p50, ms |",
+        "|---|---|---|",
+        *[
+            f"| {ef}{' (shipped)' if ef == HNSW_CONFIGURATION['ef_search'] else ''}"
+            f"{' (chromadb default)' if ef == 100 else ''} | {recall:.3f} | {ms:.2f} |"
+            for ef, recall, ms in sweep
+        ],
+    ]
+    return "\n".join([context, "", *rows, "", *sweep_rows])
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return f"{cpu}, {os.cpu_count()} cores, {memory_kb / 2**20:.0f} GiB, Python {platform.python_version()}"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        print(f"{readme} has no {README_START} ... {README_END} section; not updated", file=sys.stderr)
+        return
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+    print(f"updated {readme}")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not (args.eval_dir / "scifact" / "corpus.jsonl").is_file():
+        print(f"no SciFact corpus under {args.eval_dir} (pass --eval-dir)", file=sys.stderr)
+        return 2
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    settings = tenant_settings(args.cache_dir / "unused", args.cache_dir, args.docs)
+    backend = load_backend(settings, gpu=args.device == "cuda")
+    workload = load_workload(args.eval_dir, args.docs, backend, args.cache_dir)
+    base = base_folder(workload, settings, backend, args.cache_dir)
+
+    texts = [p.text for p in workload.passages]
+    started = time.perf_counter()
+    passage_vectors = backend.encode(texts)
+    encode_per_s = len(texts) / (time.perf_counter() - started)
+    print(f"raw encode: {encode_per_s:.1f} passages/s", flush=True)
+    query_vectors = backend.encode(workload.queries)
+    corpus = np.concatenate([workload.filler_vectors, passage_vectors])
+    exact = measure.exact_top_ids(corpus, workload.filler_ids + [p.id for p in workload.passages], query_vectors, TOP_K)
+
+    config = "serve_config.gpu.yaml" if args.device == "cuda" else "serve_config.yaml"
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        work = Path(scratch)
+
+        def copy_for(name: str) -> Settings:
+            shutil.copytree(base, work / name)
+            return settings.model_copy(update={"persist_dir": work / name})
+
+        inproc_target = InProcess(copy_for("in-process"), backend)
+        inproc = run_target(inproc_target, workload, args)
+        sweep = ef_search_sweep(inproc_target.settings, query_vectors, exact)
+        inproc_target.stop()
+
+        service_target = Service(copy_for("service"), free_port(), config, work, {})
+        try:
+            service = run_target(service_target, workload, args)
+        finally:
+            service_target.stop()
+
+        chroma_target = ChromaServer(copy_for("chroma"), backend, free_port(), work)
+        try:
+            chroma = run_target(chroma_target, workload, args)
+        finally:
+            chroma_target.stop()
+
+    for figures in (service, inproc, chroma):
+        figures.recall = measure.recall_at(figures.found, exact, TOP_K)
+    context = (
+        f"Latest `make bench` ({datetime.date.today().isoformat()}, device {args.device}): {machine()}. "
+        f"Collection of {args.docs:,} documents ({len(workload.passages):,} SciFact passages ingested through "
+        f"each target, the rest filler), {len(workload.queries)} SciFact test queries, top_k {TOP_K}, "
+        f"embedding backend `{backend.name}`."
+    )
+    table = render(service, inproc, chroma, encode_per_s, sweep, context)
+    print("\n" + table + "\n")
+    (args.cache_dir / "latest.md").write_text(table + "\n")
+    if not args.no_readme:
+        update_readme(args.readme, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,124 @@
+"""How the benchmark measures: latency percentiles, concurrent throughput, memory, recall."""
+
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from deployments.backends import Vectors
+
+SearchFn = Callable[[str], list[str]]  # query -> ids, best first
+
+
+def latencies_ms(search: SearchFn, queries: list[str]) -> tuple[list[float], list[list[str]]]:
+    """Each query alone, one after another: per-query milliseconds and the ids each returned."""
+    times, results = [], []
+    for query in queries:
+        start = time.perf_counter()
+        results.append(search(query))
+        times.append((time.perf_counter() - start) * 1000)
+    return times, results
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def throughput(make_search: Callable[[], SearchFn], queries: list[str], clients: int, per_client: int) -> float:
+    """Searches/s with `clients` threads, each with its own connection, each sending `per_client`."""
+    searches = [make_search() for _ in range(clients)]
+
+    def run(client: int) -> None:
+        for n in range(per_client):
+            searches[client](queries[(client * per_client + n) % len(queries)])
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(run, range(clients)))
+    return clients * per_client / (time.perf_counter() - start)
+
+
+def mean_rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("nan")
+
+
+def _process_tree(root: int) -> set[int]:
+    """`root`, its session and all its descendants (Ray's workers are the raylet's children)."""
+    parents: dict[int, int] = {}
+    sessions: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        sessions[int(entry.name)] = int(fields[3])
+    root_session = sessions.get(root)
+    tree = {pid for pid, sid in sessions.items() if root_session is not None and sid == root_session}
+    tree.add(root)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    return tree
+
+
+def pss_mb(root: int) -> float:
+    """Proportional set size of a process and everything it started, in MB: shared pages (the
+    model, libraries) count once across processes, not once per process."""
+    total_kb = 0
+    for pid in _process_tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+                    break
+        except OSError:
+            continue  # exited meanwhile
+    return total_kb / 1024
+
+
+@contextmanager
+def peak_pss(root: int | None, interval_s: float = 0.5) -> Iterator[list[float]]:
+    """Samples PSS in the background while the block runs; yields a list holding the peak."""
+    peak = [0.0]
+    if root is None or not os.path.exists(f"/proc/{root}"):
+        peak[0] = float("nan")
+        yield peak
+        return
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], pss_mb(root))
+            stop.wait(interval_s)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        sampler.join()
+        peak[0] = max(peak[0], pss_mb(root))
+
+
+def exact_top_ids(corpus: Vectors, ids: list[str], queries: Vectors, k: int) -> list[list[str]]:
+    """Brute-force cosine search (vectors are unit length): the ground truth for recall."""
+    scores = queries @ corpus.T
+    top = np.argpartition(-scores, k, axis=1)[:, :k]
+    ordered = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1), axis=1)
+    return [[ids[i] for i in row] for row in ordered]
+
+
+def recall_at(found: list[list[str]], exact: list[list[str]], k: int) -> float:
+    return statistics.fmean(len(set(f[:k]) & set(e[:k])) / k for f, e in zip(found, exact, strict=True))

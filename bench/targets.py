@@ -1,0 +1,226 @@
+"""The three things the benchmark runs the same workload against.
+
+Each target opens its own copy of one pre-filled chromadb folder (the filler documents, same HNSW
+configuration), ingests the real passages, and answers searches with the ids it found.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import httpx
+import yaml
+from chromadb.config import Settings as ChromaSettings
+
+from bench.measure import SearchFn
+from bench.workload import Passage
+from deployments.backends import EmbeddingBackend
+from deployments.config import Settings
+from deployments.tenant_store import TenantStore
+
+REPO = Path(__file__).resolve().parents[1]
+TOP_K = 10
+START_TIMEOUT_S = 300
+
+
+def batches(passages: list[Passage], size: int) -> list[list[Passage]]:
+    return [passages[i : i + size] for i in range(0, len(passages), size)]
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], started: float) -> float:
+    """Seconds from `started` to the first 200 from `url`."""
+    while time.perf_counter() - started < START_TIMEOUT_S:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not answering after {START_TIMEOUT_S} s")
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server and everything it started (its own process group)."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
+    process.wait()
+
+
+class Service:
+    """The product: `python -m deployments.launch` (`serve run` on the shipped config) over HTTP."""
+
+    name = "service"
+
+    def __init__(self, settings: Settings, port: int, config: str, workdir: Path, extra_env: dict[str, str]) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        shipped = yaml.safe_load((REPO / config).read_text())
+        shipped["http_options"]["port"] = port  # the only change to the shipped config
+        self.config_path = workdir / "serve_config.yaml"
+        self.config_path.write_text(yaml.safe_dump(shipped))
+        self.env = {
+            **os.environ,
+            "TENANT_ID": settings.tenant_id,
+            "PLAN": settings.plan,
+            "MAX_DOCS": str(settings.quota),
+            "PERSIST_DIR": str(settings.persist_dir),
+            "MODEL_CACHE_DIR": str(settings.onnx_cache_dir),
+            **extra_env,
+        }
+        self.log_path = workdir / "service.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deployments.launch", str(self.config_path)],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return wait_for(f"{self.url}/healthz/", self.process, started)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def ingest(self, passages: list[Passage], batch_size: int, clients: int) -> None:
+        def send(batch: list[Passage]) -> None:
+            documents = [{"id": p.id, "text": p.text} for p in batch]
+            response = httpx.post(f"{self.url}/embed/", json={"documents": documents}, timeout=600)
+            response.raise_for_status()
+
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(send, batches(passages, batch_size)))
+
+    def make_search(self) -> SearchFn:
+        client = httpx.Client(base_url=self.url, timeout=60)
+
+        def search(query: str) -> list[str]:
+            response = client.post("/search/", json={"query": query, "top_k": TOP_K})
+            response.raise_for_status()
+            return [hit["id"] for hit in response.json()["results"]]
+
+        return search
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+class InProcess:
+    """The limit: the same backend and the same store class called as plain functions."""
+
+    name = "in-process"
+    pid = None
+
+    def __init__(self, settings: Settings, backend: EmbeddingBackend) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.store: TenantStore | None = None
+
+    def start(self) -> float:
+        started = time.perf_counter()
+        self.store = TenantStore(self.settings)
+        return time.perf_counter() - started
+
+    def ingest(self, passages: list[Passage], batch_size: int, clients: int) -> None:
+        assert self.store is not None
+        for batch in batches(passages, batch_size):
+            texts = [p.text for p in batch]
+            self.store.upsert([p.id for p in batch], texts, self.backend.encode(texts), [{} for _ in batch])
+
+    def make_search(self) -> SearchFn:
+        store = self.store
+        assert store is not None
+
+        def search(query: str) -> list[str]:
+            found = store.search_many([(self.backend.encode([query])[0], TOP_K, None)])[0]
+            assert isinstance(found, list), found
+            return [hit["id"] for hit in found]
+
+        return search
+
+    def stop(self) -> None:
+        self.store = None
+
+
+class ChromaServer:
+    """What a tenant would run instead: `chroma run` on the same folder, the client embedding."""
+
+    name = "chroma server"
+
+    def __init__(self, settings: Settings, backend: EmbeddingBackend, port: int, workdir: Path) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.port = port
+        self.log_path = workdir / "chroma.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.collection: Any = None
+
+    def start(self) -> float:
+        chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [chroma, "run", "--path", str(self.settings.data_dir), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        seconds = wait_for(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", self.process, started)
+        self.collection = self._collection()
+        return seconds
+
+    def _collection(self) -> Any:
+        client = chromadb.HttpClient(
+            host="127.0.0.1", port=self.port, settings=ChromaSettings(anonymized_telemetry=False)
+        )
+        return client.get_collection(self.settings.collection_name, embedding_function=None)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def ingest(self, passages: list[Passage], batch_size: int, clients: int) -> None:
+        def send(batch: list[Passage]) -> None:
+            texts = [p.text for p in batch]
+            self.collection.upsert(ids=[p.id for p in batch], documents=texts, embeddings=self.backend.encode(texts))
+
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(send, batches(passages, batch_size)))
+
+    def make_search(self) -> SearchFn:
+        collection = self._collection()
+
+        def search(query: str) -> list[str]:
+            found = collection.query(
+                query_embeddings=self.backend.encode([query]),
+                n_results=TOP_K,
+                include=["documents", "metadatas", "distances"],
+            )
+            return list(found["ids"][0])
+
+        return search
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+Target = Service | InProcess | ChromaServer
+TargetFactory = Callable[[Settings, Path], Target]
