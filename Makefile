@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m deployments.launch serve_config.yaml
 
-# The side-by-side benchmark (about 20 minutes on 2 cores, less once .bench-cache/ is warm); it
+# The side-by-side benchmark (about 25 minutes on 2 cores with a cold .bench-cache/, 11 warm); it
 # rewrites the README's Performance table. Never part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
