@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from deployments.auth import ApiKeyMiddleware
 from deployments.errors import MalformedBody, ServiceError
 from deployments.gateway import Gateway
 from deployments.schemas import (
@@ -24,12 +25,15 @@ DESCRIPTION = """\
 Semantic search over one tenant's documents. Add documents with `POST /embed/`, find them by meaning
 with `POST /search/`, remove them with `POST /delete/`; `GET /healthz/` reports the instance.
 Errors are JSON: `{"error": "<name>", "message": "<what is wrong>", "field": "<path>"}`.
+When the instance has an API key, send it as `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
+on every route but `GET /healthz/`.
 """
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         400: "The body is not valid JSON.",
+        401: "unauthorized: the instance has an API key and the request lacks it or has another.",
         403: "quota_exceeded: the write would exceed MAX_DOCS; nothing was stored.",
         422: "A field is invalid or over the plan's limits; `field` names it.",
         503: "A deployment is restarting or overloaded; retry shortly.",
@@ -141,4 +145,6 @@ def create_api(gateway: Gateway) -> FastAPI:
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.state.gateway = gateway
     api.include_router(router)
+    if gateway.settings.api_key is not None:
+        api.add_middleware(ApiKeyMiddleware, api_key=gateway.settings.api_key.get_secret_value())
     return api

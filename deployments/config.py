@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deployments.errors import ConfigError
@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         "auto", description="auto: onnx on CPU, torch (fp16) on a GPU."
     )
     model_cache_dir: Path | None = Field(None, description="Exported ONNX models; PERSIST_DIR/.model-cache if unset.")
+    api_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Key required by every route but /healthz/; unset: open (never in production).",
+    )
 
     @field_validator("tenant_id")
     @classmethod

@@ -69,3 +69,10 @@ class NotFound(ServiceError):
 class ServiceUnavailable(ServiceError):
     status_code = 503
     error = "unavailable"
+
+
+class Unauthorized(ServiceError):
+    """No API key, or the wrong one, on a route that needs it."""
+
+    status_code = 401
+    error = "unauthorized"

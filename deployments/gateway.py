@@ -95,6 +95,7 @@ class Gateway:
             dimension=settings.dimension,
             count=count,
             quota=settings.quota,
+            auth="open" if settings.api_key is None else "api_key",
             limits=PlanLimitsOut(
                 max_docs_per_request=settings.limits.max_docs_per_request,
                 max_top_k=settings.limits.max_top_k,

@@ -177,6 +177,7 @@ class HealthResponse(BaseModel):
     dimension: int
     count: int | None = Field(..., description="Documents stored; null while the store is unavailable.")
     quota: int = Field(..., description="MAX_DOCS: the most documents this tenant may store.")
+    auth: str = Field(..., description="'api_key': every other route needs the key; 'open': no key is set.")
     limits: PlanLimitsOut
     deployments: dict[str, DeploymentState]
 

@@ -22,6 +22,7 @@ START_TIMEOUT_S = 180
 # A tenant id with a path, spaces and unicode, to prove any id the platform sends is safe.
 E2E_TENANT = "e2e tenant/../ünïcode"
 E2E_QUOTA = 60
+E2E_API_KEY = "e2e-api-key-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -111,7 +112,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]
     workdir = tmp_path_factory.mktemp("serve")
     instance = ServeInstance(
         workdir,
-        {"TENANT_ID": E2E_TENANT, "PLAN": "starter", "MAX_DOCS": str(E2E_QUOTA), "PERSIST_DIR": str(workdir / "data")},
+        {
+            "TENANT_ID": E2E_TENANT,
+            "PLAN": "starter",
+            "MAX_DOCS": str(E2E_QUOTA),
+            "PERSIST_DIR": str(workdir / "data"),
+            "API_KEY": E2E_API_KEY,
+        },
     )
     instance.start()
     yield instance
@@ -120,5 +127,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]
 
 @pytest.fixture
 def api(service: ServeInstance) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {E2E_API_KEY}"}
+    with httpx.Client(base_url=service.url, timeout=60, headers=headers) as client:
         yield client

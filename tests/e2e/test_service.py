@@ -4,9 +4,10 @@ Each test removes what it adds, so the shared instance's count is back to zero b
 
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import E2E_QUOTA, E2E_TENANT
+from tests.e2e.conftest import E2E_API_KEY, E2E_QUOTA, E2E_TENANT
 
 pytestmark = pytest.mark.e2e
 
@@ -75,6 +76,17 @@ def test_healthz_reports_config_and_every_deployment(api):
         "ChromaStore": "ok",
     }
     assert body["deployments"]["Embedder"]["detail"]["dimension"] == 384
+    assert body["auth"] == "api_key" and E2E_API_KEY not in response.text
+
+
+def test_without_the_api_key_every_other_route_is_refused(service):
+    for path in ("/embed/", "/search/", "/delete/"):
+        response = httpx.post(f"{service.url}{path}", json={"ids": ["x"]}, timeout=30)
+        assert response.status_code == 401, path
+        assert response.json()["error"] == "unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    wrong = httpx.post(f"{service.url}/search/", json={"query": "x"}, headers={"X-API-Key": "nope"}, timeout=30)
+    assert wrong.status_code == 401
 
 
 def test_search_finds_the_document_that_means_the_same(api, corpus):

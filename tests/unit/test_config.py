@@ -101,3 +101,14 @@ def test_tenant_slug_keeps_plain_ids_and_separates_similar_ones():
     assert tenant_slug("acme-prod") == "acme-prod"
     slugs = {tenant_slug(t) for t in ("a b", "a-b", "a/b", "a_b", "A B")}
     assert len(slugs) == 5
+
+
+def test_a_short_api_key_is_refused_naming_the_variable_without_echoing_it(make_settings):
+    with pytest.raises(ConfigError, match="API_KEY") as refused:
+        make_settings(api_key="short-secret")
+    assert "short-secret" not in str(refused.value)
+
+
+def test_the_api_key_never_shows_in_the_settings_repr(make_settings):
+    settings = make_settings(api_key="a-long-enough-secret-key")
+    assert "a-long-enough-secret-key" not in repr(settings)

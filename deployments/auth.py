@@ -1,0 +1,48 @@
+"""API-key access control: with API_KEY set, every route but the health check and the API docs
+needs the key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+A plain ASGI middleware rather than a FastAPI dependency, so the key is checked before anything
+else about the request (its body is not even read): an unauthenticated caller learns nothing.
+"""
+
+import hmac
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from deployments.errors import Unauthorized
+
+# Open to anyone: the platform's health probe and the API's own description.
+PUBLIC_PATHS = frozenset({"/healthz", "/healthz/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="chromedb-instance"'}
+
+
+def presented_key(headers: Headers) -> str | None:
+    if key := headers.get("x-api-key"):
+        return key
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"] in ("GET", "HEAD") and scope["path"] in PUBLIC_PATHS):
+            await self.app(scope, receive, send)
+            return
+        key = presented_key(Headers(scope=scope))
+        # Constant-time comparison: response timing must not reveal how much of a guess was right.
+        if key is not None and hmac.compare_digest(key.encode(), self._key):
+            await self.app(scope, receive, send)
+            return
+        problem = Unauthorized(
+            "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+            if key is None
+            else "the API key is not valid for this instance",
+            field="Authorization",
+        )
+        await JSONResponse(problem.to_body(), status_code=problem.status_code, headers=CHALLENGE)(scope, receive, send)
