@@ -64,7 +64,8 @@ def route(method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]
 @route("POST", "/embed", response_model=EmbedResponse, summary="Add or replace documents")
 async def embed(body: EmbedRequest, gateway: GatewayDep) -> EmbedResponse:
     """Embed and store documents. A missing `id` is generated; an existing id is replaced whole
-    (text, vector and metadata) and is not counted twice against the quota. The whole request is
+    (text, vector and metadata) and is not counted twice against the quota; an unchanged text keeps
+    its stored vector without running the model again. The whole request is
     stored or, on any error, nothing of it. `truncated` lists ids whose text was longer than the
     model's window: the text is stored whole, its vector is made from its start.
 

@@ -69,6 +69,10 @@ class Embedder:
         if "batch_wait_timeout_s" in user_config:
             self.embed.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))  # type: ignore[attr-defined]
 
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """Which texts are longer than the model's window (the tokenizer only, no model)."""
+        return [count > self.backend.max_tokens for count in self.backend.token_counts(texts)]
+
     def info(self) -> dict[str, Any]:
         return {
             "backend": self.backend.name,

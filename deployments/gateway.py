@@ -9,10 +9,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from deployments import limits
+from deployments.backends import Vectors
 from deployments.config import Settings
 from deployments.embedder import Embedded
 from deployments.errors import ServiceError, ServiceUnavailable
@@ -49,13 +51,35 @@ class Gateway:
         limits.check_embed(request, self.settings.limits)
         ids = [doc.id or uuid.uuid4().hex for doc in request.documents]
         texts = [doc.text for doc in request.documents]
-        embedded: Embedded = await _call("Embedder", self._embedder.embed.remote(texts))
+        embedded = await self._embed_changed(ids, texts)
         count = await _call(
             "ChromaStore",
             self._store.upsert.remote(ids, texts, embedded.vectors, [doc.metadata for doc in request.documents]),
         )
         truncated = [id_ for id_, cut in zip(ids, embedded.truncated, strict=True) if cut]
         return EmbedResponse(ids=ids, count=count, truncated=truncated)
+
+    async def _embed_changed(self, ids: list[str], texts: list[str]) -> Embedded:
+        """Vectors for every text, running the model only on texts not already stored unchanged
+        under the same id (the stored vector is the model's vector of that very text)."""
+        stored: dict[str, Vectors] = await _call("ChromaStore", self._store.stored_vectors.remote(ids, texts))
+        if not stored:
+            embedded: Embedded = await _call("Embedder", self._embedder.embed.remote(texts))
+            return embedded
+        changed = [i for i, id_ in enumerate(ids) if id_ not in stored]
+        reused = [i for i, id_ in enumerate(ids) if id_ in stored]
+        vectors = np.empty((len(ids), next(iter(stored.values())).shape[0]), dtype=np.float32)
+        truncated = [False] * len(ids)
+        if changed:
+            fresh: Embedded = await _call("Embedder", self._embedder.embed.remote([texts[i] for i in changed]))
+            vectors[changed] = fresh.vectors
+            for i, cut in zip(changed, fresh.truncated, strict=True):
+                truncated[i] = cut
+        cut_reused = await _call("Embedder", self._embedder.truncated.remote([texts[i] for i in reused]))
+        for i, cut in zip(reused, cut_reused, strict=True):
+            vectors[i] = stored[ids[i]]
+            truncated[i] = cut
+        return Embedded(vectors, truncated)
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         limits.check_search(request, self.settings.limits)

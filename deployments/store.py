@@ -20,6 +20,9 @@ class ChromaStore:
     async def upsert(self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata]) -> int:
         return await asyncio.to_thread(self.store.upsert, ids, texts, vectors, metadatas)
 
+    async def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
+        return await asyncio.to_thread(self.store.stored_vectors, ids, texts)
+
     async def delete(self, ids: list[str]) -> tuple[int, int]:
         return await asyncio.to_thread(self.store.delete, ids)
 

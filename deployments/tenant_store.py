@@ -76,6 +76,19 @@ class TenantStore:
             self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
             return count + added
 
+    def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
+        """The stored vector of each id whose stored text equals the given one: re-sending an
+        unchanged document (say, to update its metadata) needs no embedding."""
+        wanted = dict(zip(ids, texts, strict=True))
+        found = self._collection.get(ids=ids, include=["documents", "embeddings"])
+        documents = found["documents"] or []
+        embeddings = found["embeddings"] if found["embeddings"] is not None else []
+        return {
+            id_: np.asarray(vector, dtype=np.float32)
+            for id_, text, vector in zip(found["ids"], documents, embeddings, strict=True)
+            if wanted.get(id_) == text
+        }
+
     def delete(self, ids: list[str]) -> tuple[int, int]:
         """Delete the ids that exist; returns (how many existed, count after)."""
         with self._write_lock:

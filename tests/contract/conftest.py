@@ -34,9 +34,14 @@ class LocalHandle:
 class FakeEmbedder:
     def __init__(self, max_tokens: int = 256) -> None:
         self.backend = HashingBackend(384, max_tokens)
+        self.encoded: list[str] = []  # every text the model was run on, in order
 
     async def embed(self, texts: list[str]) -> Embedded:
+        self.encoded.extend(texts)
         return embed_texts(self.backend, texts)
+
+    def truncated(self, texts: list[str]) -> list[bool]:
+        return [count > self.backend.max_tokens for count in self.backend.token_counts(texts)]
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.backend.name}
@@ -49,8 +54,10 @@ def make_client(make_settings):
         store_class = cast(Deployment, ChromaStore).func_or_class  # the plain class, outside Ray
         assert callable(store_class)
         store = store_class(settings)
-        gateway = Gateway(settings, LocalHandle(FakeEmbedder()), LocalHandle(store))
-        return TestClient(create_api(gateway))
+        embedder = FakeEmbedder()
+        api = create_api(Gateway(settings, LocalHandle(embedder), LocalHandle(store)))
+        api.state.embedder = embedder  # for tests that check what the model was run on
+        return TestClient(api)
 
     return make
 

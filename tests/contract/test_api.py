@@ -36,6 +36,30 @@ def test_missing_ids_are_generated_and_truncation_reported(client):
     assert body["truncated"] == ["long"]
 
 
+def test_an_unchanged_text_is_not_embedded_again(client):
+    long_text = "w " * 300
+    first = {"documents": [{"id": "a", "text": "red apples"}, {"id": "long", "text": long_text}]}
+    assert client.post("/embed/", json=first).json()["count"] == 2
+    encoded = client.app.state.embedder.encoded
+    assert encoded == ["red apples", long_text]
+    again = {
+        "documents": [
+            {"id": "a", "text": "red apples", "metadata": {"v": 2}},
+            {"id": "long", "text": long_text},
+            {"id": "b", "text": "fast cars"},
+        ]
+    }
+    body = client.post("/embed/", json=again).json()
+    assert body == {"ids": ["a", "long", "b"], "count": 3, "truncated": ["long"]}
+    assert encoded == ["red apples", long_text, "fast cars"]  # only the new text ran through the model
+    hits = client.post("/search/", json={"query": "red apples", "top_k": 1}).json()["results"]
+    assert hits[0]["id"] == "a" and hits[0]["metadata"] == {"v": 2} and hits[0]["score"] > 0.99
+    client.post("/embed/", json={"documents": [{"id": "a", "text": "blue whales"}]})
+    assert encoded[-1] == "blue whales"  # a changed text is embedded again
+    hits = client.post("/search/", json={"query": "blue whales", "top_k": 1}).json()["results"]
+    assert hits[0]["id"] == "a" and hits[0]["score"] > 0.99
+
+
 def test_healthz_reports_the_instance(client):
     client.post("/embed/", json=docs("one"))
     body = client.get("/healthz/").json()

@@ -1,5 +1,6 @@
 """TenantStore against a real chromadb on disk, with the deterministic hashing embedder."""
 
+import numpy as np
 import pytest
 
 from deployments.backends import HashingBackend
@@ -130,3 +131,11 @@ def test_search_many_answers_each_query_and_isolates_bad_filters(settings):
     assert ids[0] == ["a"]
     assert ids[1][:1] == ["b"] and len(ids[1]) == 2
     assert ids[3] == ["b"]
+
+
+def test_stored_vectors_returns_only_ids_stored_with_the_same_text(settings):
+    store = TenantStore(settings)
+    add(store, {"a": ("red apples", {}), "b": ("fast cars", {})})
+    stored = store.stored_vectors(["a", "b", "c"], ["red apples", "slow cars", "blue whales"])
+    assert list(stored) == ["a"]
+    assert np.allclose(stored["a"], BACKEND.encode(["red apples"])[0], atol=1e-6)
