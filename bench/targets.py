@@ -51,10 +51,11 @@ def wait_for(url: str, process: subprocess.Popen[bytes], started: float) -> floa
 
 
 def stop(process: subprocess.Popen[bytes] | None) -> None:
-    """Stop a server and everything it started (its own process group)."""
+    """Stop a server as a container stop does (SIGTERM to it alone, so it shuts down what it
+    started, HAProxy included), then kill whatever of its process group is left."""
     if process is None or process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    process.terminate()
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=60)
     with contextlib.suppress(ProcessLookupError):
