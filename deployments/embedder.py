@@ -18,9 +18,13 @@ class Embedded:
     truncated: list[bool]  # True where the text was longer than the model's window
 
 
+def truncated_flags(backend: EmbeddingBackend, texts: list[str]) -> list[bool]:
+    """Which texts are longer than the model's window (the tokenizer only, no model)."""
+    return [count > backend.max_tokens for count in backend.token_counts(texts)]
+
+
 def embed_texts(backend: EmbeddingBackend, texts: list[str]) -> Embedded:
-    counts = backend.token_counts(texts)
-    return Embedded(backend.encode(texts), [count > backend.max_tokens for count in counts])
+    return Embedded(backend.encode(texts), truncated_flags(backend, texts))
 
 
 def load_backend(settings: Settings, gpu: bool = False) -> EmbeddingBackend:
@@ -70,8 +74,7 @@ class Embedder:
             self.embed.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))  # type: ignore[attr-defined]
 
     def truncated(self, texts: list[str]) -> list[bool]:
-        """Which texts are longer than the model's window (the tokenizer only, no model)."""
-        return [count > self.backend.max_tokens for count in self.backend.token_counts(texts)]
+        return truncated_flags(self.backend, texts)
 
     def info(self) -> dict[str, Any]:
         return {

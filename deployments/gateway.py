@@ -63,22 +63,20 @@ class Gateway:
         """Vectors for every text, running the model only on texts not already stored unchanged
         under the same id (the stored vector is the model's vector of that very text)."""
         stored: dict[str, Vectors] = await _call("ChromaStore", self._store.stored_vectors.remote(ids, texts))
-        if not stored:
-            embedded: Embedded = await _call("Embedder", self._embedder.embed.remote(texts))
-            return embedded
         changed = [i for i, id_ in enumerate(ids) if id_ not in stored]
         reused = [i for i, id_ in enumerate(ids) if id_ in stored]
-        vectors = np.empty((len(ids), next(iter(stored.values())).shape[0]), dtype=np.float32)
+        vectors = np.empty((len(ids), self.settings.dimension), dtype=np.float32)
         truncated = [False] * len(ids)
         if changed:
             fresh: Embedded = await _call("Embedder", self._embedder.embed.remote([texts[i] for i in changed]))
             vectors[changed] = fresh.vectors
             for i, cut in zip(changed, fresh.truncated, strict=True):
                 truncated[i] = cut
-        cut_reused = await _call("Embedder", self._embedder.truncated.remote([texts[i] for i in reused]))
-        for i, cut in zip(reused, cut_reused, strict=True):
-            vectors[i] = stored[ids[i]]
-            truncated[i] = cut
+        if reused:
+            cut_reused = await _call("Embedder", self._embedder.truncated.remote([texts[i] for i in reused]))
+            for i, cut in zip(reused, cut_reused, strict=True):
+                vectors[i] = stored[ids[i]]
+                truncated[i] = cut
         return Embedded(vectors, truncated)
 
     async def search(self, request: SearchRequest) -> SearchResponse:

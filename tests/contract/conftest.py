@@ -10,7 +10,7 @@ from ray.serve import Deployment
 
 from deployments.api import create_api
 from deployments.backends import HashingBackend
-from deployments.embedder import Embedded, embed_texts
+from deployments.embedder import Embedded, embed_texts, truncated_flags
 from deployments.gateway import Gateway
 from deployments.store import ChromaStore
 
@@ -41,7 +41,7 @@ class FakeEmbedder:
         return embed_texts(self.backend, texts)
 
     def truncated(self, texts: list[str]) -> list[bool]:
-        return [count > self.backend.max_tokens for count in self.backend.token_counts(texts)]
+        return truncated_flags(self.backend, texts)
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.backend.name}
