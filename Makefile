@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint unit e2e bench clean
+.PHONY: run test lint unit e2e bench soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(STAMP)
 # rewrites the README's Performance table. Never part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+
+# 16 clients mixing embed, search and delete for 5 minutes against a fresh service (about 6 minutes
+# in all); prints a table, fails on any 5xx, lost document or memory growth. Never part of `make test`.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,7 +10,6 @@ import datetime
 import os
 import platform
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 
 from bench import measure
+from bench.ports import free_port, side_ports
 from bench.targets import REPO, TOP_K, ChromaServer, InProcess, Service, Target
 from bench.workload import Workload, load_workload
 from deployments.backends import EmbeddingBackend
@@ -73,12 +73,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="file whose table is replaced")
     parser.add_argument("--no-readme", action="store_true", help="print only")
     return parser.parse_args(argv)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tenant_settings(persist_dir: Path, cache_dir: Path, docs: int) -> Settings:
@@ -276,7 +270,7 @@ def main(argv: list[str]) -> int:
         sweep = ef_search_sweep(inproc_target.settings, query_vectors, exact)
         inproc_target.stop()
 
-        service_target = Service(copy_for("service"), free_port(), config, work, {})
+        service_target = Service(copy_for("service"), free_port(), config, work, side_ports())
         try:
             service = run_target(service_target, workload, args)
         finally:

@@ -1,15 +1,19 @@
 """The REST API: thin routes over the Gateway, and the one place errors become HTTP responses."""
 
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from deployments.auth import ApiKeyMiddleware
+from deployments.body_limit import BodySizeLimitMiddleware
 from deployments.errors import MalformedBody, ServiceError
 from deployments.gateway import Gateway
+from deployments.rate_limits import RateLimitMiddleware
 from deployments.schemas import (
     DeleteRequest,
     DeleteResponse,
@@ -35,8 +39,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "The body is not valid JSON.",
         401: "unauthorized: the instance has an API key and the request lacks it or has another.",
         403: "quota_exceeded: the write would exceed MAX_DOCS; nothing was stored.",
+        413: "payload_too_large: the body is over the plan's max_body_bytes.",
         422: "A field is invalid or over the plan's limits; `field` names it.",
-        503: "A deployment is restarting or overloaded; retry shortly.",
+        429: "rate_limited: over the plan's requests or documents per second; wait `Retry-After` seconds.",
+        503: "A deployment is restarting, overloaded or slow; retry after `Retry-After` seconds.",
+        507: "insufficient_storage: the data folder takes no writes (disk full); nothing was stored.",
     }.items()
 }
 
@@ -117,7 +124,7 @@ async def healthz(gateway: GatewayDep) -> JSONResponse:
 
 def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(exc.to_body(), status_code=exc.status_code)
+    return exc.to_response()
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -135,6 +142,16 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "validation_error", "message": message, "field": problems[0][0]}, status_code=422)
 
 
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors in the one error format: a body that is not UTF-8 (FastAPI's 400
+    "There was an error parsing the body"), an unknown path (404), a wrong method (405)."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        return _service_error(request, MalformedBody("the body is not valid JSON: it is not UTF-8 text"))
+    error = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+    return JSONResponse({"error": error, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
 def create_api(gateway: Gateway) -> FastAPI:
     api = FastAPI(
         title="chromedb-instance",
@@ -144,8 +161,13 @@ def create_api(gateway: Gateway) -> FastAPI:
     )
     api.add_exception_handler(ServiceError, _service_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
+    api.add_exception_handler(HTTPException, _http_error)
     api.state.gateway = gateway
     api.include_router(router)
+    # The last added runs first: the key, then the request rate, then the body size, then the route.
+    plan = gateway.settings.limits
+    api.add_middleware(BodySizeLimitMiddleware, max_bytes=plan.max_body_bytes, plan_name=plan.name)
+    api.add_middleware(RateLimitMiddleware, limiter=gateway.rate_limiter)
     if gateway.settings.api_key is not None:
         api.add_middleware(ApiKeyMiddleware, api_key=gateway.settings.api_key.get_secret_value())
     return api

@@ -8,14 +8,16 @@ else about the request (its body is not even read): an unauthenticated caller le
 import hmac
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deployments.errors import Unauthorized
 
 # Open to anyone: the platform's health probe and the API's own description.
 PUBLIC_PATHS = frozenset({"/healthz", "/healthz/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="chromedb-instance"'}
+
+
+def is_public(scope: Scope) -> bool:
+    return scope["method"] in ("GET", "HEAD") and scope["path"] in PUBLIC_PATHS
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -31,7 +33,7 @@ class ApiKeyMiddleware:
         self._key = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"] in ("GET", "HEAD") and scope["path"] in PUBLIC_PATHS):
+        if scope["type"] != "http" or is_public(scope):
             await self.app(scope, receive, send)
             return
         key = presented_key(Headers(scope=scope))
@@ -45,4 +47,4 @@ class ApiKeyMiddleware:
             else "the API key is not valid for this instance",
             field="Authorization",
         )
-        await JSONResponse(problem.to_body(), status_code=problem.status_code, headers=CHALLENGE)(scope, receive, send)
+        await problem.to_response()(scope, receive, send)

@@ -4,7 +4,10 @@ Deployments raise these; the Ingress turns any of them into `{"error", "message"
 They survive the hop between Ray actors because `__reduce__` keeps every attribute.
 """
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from starlette.responses import JSONResponse
 
 
 class ConfigError(Exception):
@@ -14,6 +17,7 @@ class ConfigError(Exception):
 class ServiceError(Exception):
     status_code = 400
     error = "bad_request"
+    headers: ClassVar[Mapping[str, str]] = {}  # extra response headers, e.g. Retry-After
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -28,6 +32,9 @@ class ServiceError(Exception):
         if self.field is not None:
             body["field"] = self.field
         return body
+
+    def to_response(self) -> JSONResponse:
+        return JSONResponse(self.to_body(), status_code=self.status_code, headers=dict(self.headers) or None)
 
 
 class InvalidRequest(ServiceError):
@@ -67,8 +74,31 @@ class NotFound(ServiceError):
 
 
 class ServiceUnavailable(ServiceError):
+    """A deployment is restarting, overloaded or did not answer in time; retrying is safe."""
+
     status_code = 503
     error = "unavailable"
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "1"}
+
+
+class RateLimited(ServiceError):
+    """More requests or documents per second than the plan allows; nothing was done."""
+
+    status_code = 429
+    error = "rate_limited"
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "1"}  # the plan's windows are one second long
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    error = "payload_too_large"
+
+
+class StorageUnavailable(ServiceError):
+    """The data folder cannot take writes (disk full, read-only); nothing was stored, reads still work."""
+
+    status_code = 507
+    error = "insufficient_storage"
 
 
 class Unauthorized(ServiceError):
@@ -76,3 +106,4 @@ class Unauthorized(ServiceError):
 
     status_code = 401
     error = "unauthorized"
+    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer realm="chromedb-instance"'}

@@ -18,6 +18,7 @@ from deployments.backends import Vectors
 from deployments.config import Settings
 from deployments.embedder import Embedded
 from deployments.errors import ServiceError, ServiceUnavailable
+from deployments.rate_limits import RateLimiter
 from deployments.schemas import (
     DeleteRequest,
     DeleteResponse,
@@ -32,6 +33,11 @@ from deployments.schemas import (
 )
 
 HEALTH_PROBE_TIMEOUT_S = 2.0
+# Reads (query embedding, lookups, searches) normally take milliseconds. Past this, the deployment
+# is restarting or swamped: answer 503 and let the client retry rather than hold it. Writes are
+# never cut off once sent (a 503 from a timeout must mean "not stored"); they end with the
+# store's answer, or a 503 at once if the store replica dies.
+READ_TIMEOUT_S = 10.0
 
 SearchBatcher = Callable[[SearchRequest], Awaitable[SearchResponse | ServiceError]]
 
@@ -46,9 +52,11 @@ class Gateway:
         self._embedder = embedder
         self._store = store
         self._search_batcher = search_batcher or self._search_alone
+        self.rate_limiter = RateLimiter(settings.limits)
 
     async def embed(self, request: EmbedRequest) -> EmbedResponse:
         limits.check_embed(request, self.settings.limits)
+        self.rate_limiter.admit_documents(len(request.documents))
         ids = [doc.id or uuid.uuid4().hex for doc in request.documents]
         texts = [doc.text for doc in request.documents]
         embedded = await self._embed_changed(ids, texts)
@@ -62,7 +70,7 @@ class Gateway:
     async def _embed_changed(self, ids: list[str], texts: list[str]) -> Embedded:
         """Vectors for every text, running the model only on texts not already stored unchanged
         under the same id (the stored vector is the model's vector of that very text)."""
-        stored: dict[str, Vectors] = await _call("ChromaStore", self._store.stored_vectors.remote(ids, texts))
+        stored: dict[str, Vectors] = await _read("ChromaStore", self._store.stored_vectors.remote(ids, texts))
         changed = [i for i, id_ in enumerate(ids) if id_ not in stored]
         reused = [i for i, id_ in enumerate(ids) if id_ in stored]
         vectors = np.empty((len(ids), self.settings.dimension), dtype=np.float32)
@@ -73,7 +81,7 @@ class Gateway:
             for i, cut in zip(changed, fresh.truncated, strict=True):
                 truncated[i] = cut
         if reused:
-            cut_reused = await _call("Embedder", self._embedder.truncated.remote([texts[i] for i in reused]))
+            cut_reused = await _read("Embedder", self._embedder.truncated.remote([texts[i] for i in reused]))
             for i, cut in zip(reused, cut_reused, strict=True):
                 vectors[i] = stored[ids[i]]
                 truncated[i] = cut
@@ -88,9 +96,9 @@ class Gateway:
 
     async def search_batch(self, requests: list[SearchRequest]) -> list[SearchResponse | ServiceError]:
         """Many searches for the price of two hops: one Embedder call for all queries, one store call."""
-        embedded: Embedded = await _call("Embedder", self._embedder.embed.remote([r.query for r in requests]))
+        embedded: Embedded = await _read("Embedder", self._embedder.embed.remote([r.query for r in requests]))
         queries = [(vector, r.top_k, r.where) for vector, r in zip(embedded.vectors, requests, strict=True)]
-        found = await _call("ChromaStore", self._store.search_many.remote(queries))
+        found = await _read("ChromaStore", self._store.search_many.remote(queries))
         return [
             hits if isinstance(hits, ServiceError) else SearchResponse(results=[SearchHit(**hit) for hit in hits])
             for hits in found
@@ -101,6 +109,7 @@ class Gateway:
 
     async def delete(self, request: DeleteRequest) -> DeleteResponse:
         limits.check_delete(request, self.settings.limits)
+        self.rate_limiter.admit_documents(len(request.ids))
         deleted, count = await _call("ChromaStore", self._store.delete.remote(request.ids))
         return DeleteResponse(deleted=deleted, count=count)
 
@@ -118,11 +127,7 @@ class Gateway:
             count=count,
             quota=settings.quota,
             auth="open" if settings.api_key is None else "api_key",
-            limits=PlanLimitsOut(
-                max_docs_per_request=settings.limits.max_docs_per_request,
-                max_top_k=settings.limits.max_top_k,
-                max_text_chars=settings.limits.max_text_chars,
-            ),
+            limits=PlanLimitsOut(**{name: getattr(settings.limits, name) for name in PlanLimitsOut.model_fields}),
             deployments={
                 "Ingress": DeploymentState(status="ok"),
                 "Embedder": embedder_state,
@@ -145,10 +150,23 @@ async def _call(deployment: str, response: Any) -> Any:
         ) from None
 
 
+async def _read(deployment: str, response: Any, timeout_s: float | None = None) -> Any:
+    """`_call` for a call that changes nothing, so giving up on it is safe: 503 past `timeout_s`
+    (READ_TIMEOUT_S by default; waiting is cancelled, and with it the call if it has not started)."""
+    timeout_s = READ_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        return await asyncio.wait_for(_call(deployment, response), timeout_s)
+    except TimeoutError:
+        raise ServiceUnavailable(
+            f"the {deployment} deployment did not answer within {timeout_s:g} s (restarting or overloaded); "
+            "retry shortly"
+        ) from None
+
+
 async def _probe(deployment: str, response: Any) -> tuple[DeploymentState, Any]:
     try:
-        value = await asyncio.wait_for(_call(deployment, response), HEALTH_PROBE_TIMEOUT_S)
-    except (ServiceError, TimeoutError):
+        value = await _read(deployment, response, HEALTH_PROBE_TIMEOUT_S)
+    except ServiceError:
         return DeploymentState(status="unavailable"), None
     detail = value if isinstance(value, dict) else {}
     return DeploymentState(status="ok", detail=detail), value

@@ -8,12 +8,19 @@ container, the end-to-end tests and the benchmark all use).
 3. Runs exactly `serve run <config>` in this process (it keeps the Ray started above).
 """
 
+import contextlib
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 from types import FrameType
 
 from deployments.preflight import checked_settings
+
+# On a stop, HAProxy first finishes the requests in flight, for up to this long, before Serve shuts
+# down (README: Reliability: give the container a stop grace period of this plus ~15 s).
+DRAIN_TIMEOUT_S = 20.0
 
 
 def ray_environment() -> dict[str, str]:
@@ -32,6 +39,10 @@ def ray_environment() -> dict[str, str]:
         # Serve keeps a stopping Ingress replica draining for 30 s by default, for load balancers
         # to notice; a container stop needs only the requests in flight to finish.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
+        # A one-machine Ray: its node address is loopback, and with it GCS, raylet, workers and
+        # agents listen on 127.0.0.1 only (Ray's single-machine mode; the variable's name is
+        # historical). From outside, only the API and HAProxy's listeners can be reached.
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -49,19 +60,66 @@ def main(argv: list[str]) -> int:
     from ray.serve._private.constants import SERVE_NAMESPACE
     from ray.serve.scripts import cli
 
-    # A container stop (SIGTERM) takes serve run's own clean shutdown path, as Ctrl-C (SIGINT)
-    # does; SIGINT is reset too, since a shell starting us in the background may ignore it.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
     # A private local Ray without the dashboard (about 1 GB and seconds of start-up saved).
     # `serve run` sees Ray already up and skips its own ray.init.
     ray.init(address="local", namespace=SERVE_NAMESPACE, include_dashboard=False)
+    # A container stop (SIGTERM) takes serve run's own clean shutdown path, as Ctrl-C (SIGINT)
+    # does; SIGINT is reset too, since a shell starting us in the background may ignore it.
+    # After ray.init, which installs a SIGTERM handler of its own (an abrupt sys.exit).
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     cli.main(["run", config], prog_name="serve", standalone_mode=True)
     return 0
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
+_stopping = False
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """Drain HAProxy, then serve run's clean shutdown; a second signal skips the drain."""
+    global _stopping
+    if not _stopping:
+        _stopping = True
+        _drain_haproxy(DRAIN_TIMEOUT_S)
     raise KeyboardInterrupt
+
+
+def _drain_haproxy(timeout_s: float) -> None:
+    """HAProxy's own graceful stop: on SIGUSR1 it closes its listeners at once (new connections are
+    refused) and exits once the requests in flight are answered. serve.shutdown() alone would
+    SIGKILL it and cut them off."""
+    haproxies = [pid for pid, name in _descendants(os.getpid()) if name == "haproxy"]
+    for pid in haproxies:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout_s
+    while any(_running(pid) for pid in haproxies) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _descendants(root: int) -> list[tuple[int, str]]:
+    """(pid, name) of every process below `root` (Ray's raylet, its workers, their HAProxy)."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            stat = stat_file.read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(parent, []).append((int(stat_file.parent.name), name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has exited; its parent has yet to reap it
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Per-plan request limits. The schemas hold the limits every plan shares; these depend on PLAN."""
 
+import json
+from collections.abc import Mapping
+
 from deployments.errors import PlanLimitExceeded
 from deployments.plans import Plan
 from deployments.schemas import DeleteRequest, EmbedRequest, SearchRequest
@@ -18,6 +21,17 @@ def check_embed(request: EmbedRequest, plan: Plan) -> None:
                 f"text has {len(doc.text)} characters; plan {plan.name!r} allows {plan.max_text_chars}",
                 field=f"documents.{index}.text",
             )
+        size = metadata_bytes(doc.metadata)
+        if size > plan.max_metadata_bytes:
+            raise PlanLimitExceeded(
+                f"metadata is {size} bytes as JSON; plan {plan.name!r} allows {plan.max_metadata_bytes} per document",
+                field=f"documents.{index}.metadata",
+            )
+
+
+def metadata_bytes(metadata: Mapping[str, object]) -> int:
+    """A document's metadata size as it is measured against the plan: compact JSON, UTF-8."""
+    return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def check_search(request: SearchRequest, plan: Plan) -> None:

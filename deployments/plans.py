@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+MIB = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -10,21 +12,50 @@ class Plan:
     max_docs_per_request: int  # documents in one /embed/ or ids in one /delete/
     max_top_k: int  # largest top_k one /search/ may ask for
     max_text_chars: int  # longest document text, in characters
+    max_metadata_bytes: int  # one document's metadata, as compact JSON in UTF-8
+    max_body_bytes: int  # one request body (413 beyond)
+    requests_per_s: int  # API requests in any one-second window, per Ingress replica (429 beyond)
+    documents_per_s: int  # documents written or deleted in any one-second window, per Ingress replica
 
 
 # enterprise's per-request cap stays under chromadb's own write batch limit (5,461 on this build),
-# so one request is always one chromadb write and therefore all-or-nothing.
+# so one request is always one chromadb write and therefore all-or-nothing. documents_per_s is at
+# least max_docs_per_request, so a full request can always pass on an idle instance.
 PLANS: dict[str, Plan] = {
     plan.name: plan
     for plan in (
-        Plan("starter", max_docs=100_000, max_docs_per_request=256, max_top_k=50, max_text_chars=10_000),
-        Plan("pro", max_docs=1_000_000, max_docs_per_request=1_000, max_top_k=200, max_text_chars=50_000),
+        Plan(
+            "starter",
+            max_docs=100_000,
+            max_docs_per_request=256,
+            max_top_k=50,
+            max_text_chars=10_000,
+            max_metadata_bytes=4_096,
+            max_body_bytes=8 * MIB,
+            requests_per_s=200,
+            documents_per_s=1_000,
+        ),
+        Plan(
+            "pro",
+            max_docs=1_000_000,
+            max_docs_per_request=1_000,
+            max_top_k=200,
+            max_text_chars=50_000,
+            max_metadata_bytes=16_384,
+            max_body_bytes=32 * MIB,
+            requests_per_s=1_000,
+            documents_per_s=5_000,
+        ),
         Plan(
             "enterprise",
             max_docs=10_000_000,
             max_docs_per_request=5_000,
             max_top_k=1_000,
             max_text_chars=200_000,
+            max_metadata_bytes=65_536,
+            max_body_bytes=128 * MIB,
+            requests_per_s=5_000,
+            documents_per_s=20_000,
         ),
     )
 }

@@ -6,6 +6,7 @@ so a misconfigured container exits at once (status 2) with one line naming the v
 """
 
 import sys
+import tempfile
 
 from deployments.config import Settings, load_settings
 from deployments.errors import ConfigError
@@ -15,6 +16,7 @@ def checked_settings() -> Settings | None:
     """The settings, summarised on stdout; None (reason on stderr) when they are invalid."""
     try:
         settings = load_settings()
+        _check_writable(settings)
     except ConfigError as exc:
         print(f"chromedb-instance: {exc}", file=sys.stderr)
         return None
@@ -23,6 +25,19 @@ def checked_settings() -> Settings | None:
         f"({settings.dimension} dims), quota {settings.quota} documents, data in {settings.data_dir}"
     )
     return settings
+
+
+def _check_writable(settings: Settings) -> None:
+    """chromadb cannot even open a folder it cannot write: say so now, not as a failing store replica."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=settings.data_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"PERSIST_DIR: the tenant's data folder {settings.data_dir} is not writable ({exc.strerror}); "
+            "mount a writable volume there"
+        ) from None
 
 
 def main() -> int:

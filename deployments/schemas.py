@@ -42,9 +42,20 @@ INT64 = (-(2**63), 2**63 - 1)  # chromadb stores integers as 64-bit
 _JSON_TYPE_NAMES = {type(None): "null", list: "a list", dict: "an object"}
 
 
+def _utf8(value: str) -> str:
+    """JSON may escape a lone surrogate ("\\ud800"); no storage can encode one (UnicodeEncodeError)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text: it contains a lone surrogate (\\ud800-\\udfff)") from None
+    return value
+
+
 def _metadata_scalar(value: object) -> str | bool | int | float:
     """Strict: "1" stays a string and true a boolean; null, lists and objects are refused."""
-    if isinstance(value, str | bool):
+    if isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, bool):
         return value
     if isinstance(value, int) and INT64[0] <= value <= INT64[1]:
         return value
@@ -65,6 +76,7 @@ Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_META
 
 
 def _not_blank(value: str) -> str:
+    _utf8(value)
     if not value.strip():
         raise ValueError("must not be empty or only whitespace")
     return value
@@ -164,9 +176,15 @@ class DeploymentState(BaseModel):
 
 
 class PlanLimitsOut(BaseModel):
+    """The plan's limits (README: Plans); rates are per Ingress replica."""
+
     max_docs_per_request: int
     max_top_k: int
     max_text_chars: int
+    max_metadata_bytes: int
+    max_body_bytes: int
+    requests_per_s: int
+    documents_per_s: int
 
 
 class HealthResponse(BaseModel):

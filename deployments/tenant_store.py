@@ -6,17 +6,20 @@ in the running service, because two processes on one chromadb folder hang or dis
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import chromadb
 import numpy as np
+from chromadb.api.client import Client
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.config import Settings as ChromaSettings
-from chromadb.errors import InvalidArgumentError
+from chromadb.errors import InternalError, InvalidArgumentError
 
 from deployments.backends import Vectors
 from deployments.config import Settings
-from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded, ServiceError
+from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded, ServiceError, StorageUnavailable
 
 # Cosine space because the model's vectors are compared by angle. A search breadth (ef_search)
 # well above chromadb's default keeps recall@10 against exact search high (see README, Performance).
@@ -26,6 +29,9 @@ HNSW_CONFIGURATION: CreateHNSWConfiguration = {
     "max_neighbors": 32,
     "ef_search": 128,
 }
+
+# How SQLite (under chromadb) words a write the disk refused: full, failing, or read-only.
+STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly database")
 
 Metadata = dict[str, str | int | float | bool]
 Hit = dict[str, Any]
@@ -59,6 +65,10 @@ class TenantStore:
     def count(self) -> int:
         return self._collection.count()
 
+    def close(self) -> None:
+        """Release chromadb's files and threads (the replica's process exit does the same)."""
+        cast(Client, self._client).close()  # the concrete client has close(); the ClientAPI type lacks it
+
     def upsert(self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata]) -> int:
         """Add or replace documents, all or none; returns the count after the write."""
         with self._write_lock:
@@ -73,7 +83,8 @@ class TenantStore:
                     field="documents",
                 )
             replaced = [_replacing(old_metadata.get(id_), new) for id_, new in zip(ids, metadatas, strict=True)]
-            self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
+            with _storage_errors():
+                self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
             return count + added
 
     def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
@@ -90,11 +101,13 @@ class TenantStore:
         }
 
     def delete(self, ids: list[str]) -> tuple[int, int]:
-        """Delete the ids that exist; returns (how many existed, count after)."""
+        """Delete the ids that exist; returns (how many existed, count after). An id named twice counts once."""
+        ids = list(dict.fromkeys(ids))  # chromadb refuses duplicate ids (DuplicateIDError)
         with self._write_lock:
             found = self._collection.get(ids=ids, include=[])["ids"]
             if found:
-                self._collection.delete(ids=found)
+                with _storage_errors():
+                    self._collection.delete(ids=found)
             return len(found), self._collection.count()
 
     def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
@@ -140,6 +153,21 @@ class TenantStore:
             ]
             for row in zip(found["ids"], documents, metadatas, distances, strict=True)
         ]
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """A write the disk refused becomes a clear 507; the write is one SQLite transaction, so nothing
+    of it was stored, and reads go on working from what is on disk."""
+    try:
+        yield
+    except InternalError as exc:
+        if not any(failure in str(exc) for failure in STORAGE_FAILURES):
+            raise
+        raise StorageUnavailable(
+            f"the data folder cannot take writes ({exc}); nothing was stored. Searches still work; "
+            "free disk space or fix the folder's permissions, then retry"
+        ) from None
 
 
 def _replacing(old: Any, new: Metadata) -> dict[str, Any] | None:

@@ -57,6 +57,7 @@ def make_client(make_settings):
         embedder = FakeEmbedder()
         api = create_api(Gateway(settings, LocalHandle(embedder), LocalHandle(store)))
         api.state.embedder = embedder  # for tests that check what the model was run on
+        api.state.store = store  # for tests that make the store misbehave
         return TestClient(api)
 
     return make

@@ -1,6 +1,10 @@
 """The HTTP contract: routes, bodies, status codes and error shapes."""
 
+import dataclasses
+
 import pytest
+
+from deployments.plans import PLANS
 
 ROUTES = [("POST", "/embed"), ("POST", "/search"), ("POST", "/delete"), ("GET", "/healthz")]
 BODIES = {
@@ -71,7 +75,8 @@ def test_healthz_reports_the_instance(client):
         1,
         20,
     )
-    assert body["limits"] == {"max_docs_per_request": 256, "max_top_k": 50, "max_text_chars": 10_000}
+    starter = dataclasses.asdict(PLANS["starter"])
+    assert body["limits"] == {name: value for name, value in starter.items() if name not in ("name", "max_docs")}
     assert {name: state["status"] for name, state in body["deployments"].items()} == {
         "Ingress": "ok",
         "Embedder": "ok",

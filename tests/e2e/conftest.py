@@ -4,18 +4,19 @@ the real model and a real chromadb folder in a temporary directory."""
 
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
+
+from bench.ports import free_port, port_is_free, side_ports
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180
@@ -25,41 +26,61 @@ E2E_QUOTA = 60
 E2E_API_KEY = "e2e-api-key-0123456789abcdef"
 
 
-def free_port() -> int:
-    """A free port below the ephemeral range, where Ray's own randomly chosen ports cannot take it
-    while the service restarts (Ray's workers use 10002-19999)."""
-    for port in random.sample(range(20_000, 30_000), 200):
-        if port_is_free(port):
-            return port
-    raise RuntimeError("no free port in 20000-29999")
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def session_processes(session: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process in `session`. The launcher starts in its own
+    session; Ray's workers and HAProxy stay in it but get process groups of their own."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            sock.bind(("0.0.0.0", port))
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
-            return False
-        return True
+            continue
+        state, _ppid, _pgrp, sid = stat.rsplit(")", 1)[1].split()[:4]
+        if int(sid) == session and state != "Z":
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def kill_session(session: int) -> None:
+    for pid, _ in session_processes(session):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def service_logs(launcher_pids: list[int]) -> list[Path]:
+    """Every log Ray wrote for these launchers: a session folder is named after its driver's pid."""
+    paths: list[Path] = []
+    for pid in launcher_pids:
+        for session in Path("/tmp/ray").glob(f"session_*_{pid}"):
+            paths += session.glob("logs/**/*.log")
+            paths += session.glob("logs/**/*.err")
+            paths += session.glob("logs/**/*.out")
+    return paths
 
 
 class ServeInstance:
     """The launcher in its own process group, on its own private Ray cluster."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str], deployments: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        """`deployments`: options to change in the shipped serve_config.yaml, by deployment name."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # HAProxy's metrics and stats listeners too, so a developer's running instance never clashes.
-        ports = {"RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()), "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port())}
-        self.env = {**os.environ, **env, **ports}
+        self.env = {**os.environ, **env, **side_ports()}
         config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
         config["http_options"]["port"] = self.port
+        for deployment in config["applications"][0]["deployments"]:
+            deployment.update((deployments or {}).get(deployment["name"], {}))
         self.config_path = workdir / "serve_config.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.launcher_pids: list[int] = []  # one per start, for their logs
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -71,14 +92,17 @@ class ServeInstance:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.launcher_pids.append(self.process.pid)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve run exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/healthz/", timeout=2).status_code == 200:
+                health = httpx.get(f"{self.url}/healthz/", timeout=2)
+                # Only our own tenant's answer counts: never another instance's on a reused port.
+                if health.status_code == 200 and health.json()["tenant_id"] == self.env.get("TENANT_ID", "default"):
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError, KeyError):
                 pass
             time.sleep(0.5)
         self.stop()
@@ -91,8 +115,7 @@ class ServeInstance:
         self.process.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=60)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is left
+        kill_session(self.process.pid)  # whatever is left (HAProxy and Ray's workers have their own groups)
         self.process.wait()
         self.process = None
         deadline = time.monotonic() + 30

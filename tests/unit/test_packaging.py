@@ -83,6 +83,15 @@ def test_preflight_summarises_good_settings(tmp_path):
     assert "tenant 'acme'" in result.stdout and str(tmp_path / "acme") in result.stdout
 
 
+def test_entrypoint_refuses_a_data_folder_it_cannot_write(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_entrypoint({"PERSIST_DIR": str(blocker / "data")})
+    assert result.returncode == 2
+    assert "PERSIST_DIR: the tenant's data folder" in result.stderr and "is not writable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_env_example_lists_every_setting():
     listed = set(re.findall(r"^([A-Z_]+)=", (REPO / ".env.example").read_text(), flags=re.MULTILINE))
     assert listed == {name.upper() for name in Settings.model_fields}

@@ -1,5 +1,9 @@
 """TenantStore against a real chromadb on disk, with the deterministic hashing embedder."""
 
+import asyncio
+import threading
+from typing import cast
+
 import numpy as np
 import pytest
 
@@ -139,3 +143,31 @@ def test_stored_vectors_returns_only_ids_stored_with_the_same_text(settings):
     stored = store.stored_vectors(["a", "b", "c"], ["red apples", "slow cars", "blue whales"])
     assert list(stored) == ["a"]
     assert np.allclose(stored["a"], BACKEND.encode(["red apples"])[0], atol=1e-6)
+
+
+def test_a_stuck_write_fails_the_store_replicas_health_check(settings, monkeypatch):
+    """Serve replaces a replica whose check_health raises: a write stuck in chromadb must trip it,
+    and a write that finishes must not."""
+    from ray.serve import Deployment
+
+    from deployments import store as store_module
+
+    store_class = cast(Deployment, store_module.ChromaStore).func_or_class
+    assert callable(store_class)
+    replica = store_class(settings)
+    release = threading.Event()
+    monkeypatch.setattr(replica.store, "delete", lambda ids: (release.wait(10), (0, 0))[1])
+    monkeypatch.setattr(store_module, "WRITE_STALL_S", 0.2)
+
+    async def scenario() -> None:
+        write = asyncio.ensure_future(replica.delete(["x"]))
+        await asyncio.sleep(0.05)
+        replica.check_health()  # running, not yet stuck
+        await asyncio.sleep(0.3)
+        with pytest.raises(RuntimeError, match="chromadb is stuck"):
+            replica.check_health()
+        release.set()
+        assert await write == (0, 0)
+        replica.check_health()  # nothing running any more
+
+    asyncio.run(scenario())

@@ -1,0 +1,369 @@
+"""Faults under a real `python -m deployments.launch` (real model, real chromadb folder): a crash of
+the whole service during ingest, a killed ChromaStore or Embedder replica, and a container stop
+(SIGTERM) with a request in flight.
+
+The tests share one tenant folder and run in this order on purpose: every test adds to the data of
+the ones before, and each checks that *everything acknowledged so far* is still there, so a later
+crash is a crash of a bigger, older index. Acknowledged means a 200 from /embed/. A write that got
+anything else (a 503, a dropped connection) may or may not have been stored; its ids are deleted
+before counting, so the count must then equal the number of acknowledged ids exactly.
+
+None of this uses the shared `service` fixture: each test kills or stops its own instance.
+"""
+
+import os
+import random
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ServeInstance, kill_session, service_logs, session_processes
+
+pytestmark = pytest.mark.e2e
+
+API_KEY = "faults-api-key-0123456789abcdef"
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+# Above the gateway's own 10 s cut-off for a stalled read: a request may take that long to become a
+# 503, never longer. A client timeout here is a hang.
+CLIENT_TIMEOUT_S = 15.0
+RECOVERY_TIMEOUT_S = 60.0
+EXIT_TIMEOUT_S = 60.0
+BATCH = 16
+# A query's limit is 2000 characters; the first 1500 of a long text are well past the model's
+# window, so they embed exactly as the stored (truncated) document did.
+QUERY_CHARS = 1500
+# Index-load failures as chromadb words them (upstream reports: "Error loading hnsw index",
+# "Error constructing hnsw segment reader", "Nothing found on disk"), and any other HNSW error.
+INDEX_FAILURE = re.compile(r"hnsw|segment reader|nothing found on disk|index.{0,40}(corrupt|fail)", re.IGNORECASE)
+# Made-up words, so that texts are distinct and none is near another by chance.
+SYLLABLES = ["ba", "ko", "mi", "ru", "te", "sa", "no", "vi", "le", "da", "po", "gu", "zen", "fa", "hi", "lu"]
+WORDS = [a + b + c for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES]
+
+
+# --- the processes of one instance ------------------------------------------------------------
+
+
+def replica_pids(instance: ServeInstance, deployment: str) -> set[int]:
+    assert instance.process is not None
+    title = f"ServeReplica:chromedb:{deployment}"
+    return {pid for pid, cmdline in session_processes(instance.process.pid) if title in cmdline}
+
+
+# --- the tenant: one folder, restarted instances, and what was acknowledged -------------------------------
+
+
+@dataclass
+class Outcome:
+    started: float
+    seconds: float
+    status: int | str  # an HTTP status, or the name of the client exception
+    body: str = ""
+
+
+@dataclass
+class Tenant:
+    workdir: Path
+    instance: ServeInstance
+    launchers: list[int] = field(default_factory=list)
+    acknowledged: dict[str, str] = field(default_factory=dict)  # id -> text, every 200 from /embed/
+    uncertain: dict[str, str] = field(default_factory=dict)  # sent, answered otherwise (or not at all)
+    last_batches: list[list[str]] = field(default_factory=list)  # each writer's last acknowledged ids
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return self.instance.url
+
+    def start(self) -> None:
+        """A fresh launcher on the same folder (new ports: a killed instance's may linger)."""
+        self.instance = ServeInstance(self.workdir, self.instance.env)
+        self.instance.start()
+        assert self.instance.process is not None
+        self.launchers.append(self.instance.process.pid)
+
+    def crash(self) -> None:
+        """kill -9 of the whole service, as a container kill does: the launcher's process group,
+        then every other process of its session (Ray's workers and HAProxy have groups of their own)."""
+        assert self.instance.process is not None
+        pid = self.instance.process.pid
+        os.killpg(pid, signal.SIGKILL)
+        kill_session(pid)
+        self.instance.process.wait()
+        self.instance.process = None
+        deadline = time.monotonic() + 10
+        while session_processes(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not session_processes(pid), session_processes(pid)
+
+    def record(self, documents: list[dict[str, str]], outcome: Outcome) -> None:
+        with self.lock:
+            target = self.acknowledged if outcome.status == 200 else self.uncertain
+            target.update((doc["id"], doc["text"]) for doc in documents)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=HEADERS, timeout=CLIENT_TIMEOUT_S)
+
+
+def documents(prefix: str, count: int, rng: random.Random, words: int = 12) -> list[dict[str, str]]:
+    return [{"id": f"{prefix}-{n}", "text": " ".join(rng.choices(WORDS, k=words))} for n in range(count)]
+
+
+def post(client: httpx.Client, path: str, body: object) -> Outcome:
+    started = time.monotonic()
+    try:
+        response = client.post(path, json=body)
+    except httpx.HTTPError as exc:
+        return Outcome(started, time.monotonic() - started, type(exc).__name__)
+    return Outcome(started, time.monotonic() - started, response.status_code, response.text)
+
+
+class Traffic:
+    """Writer threads posting /embed/ batches of BATCH new documents back to back, and one thread
+    searching for acknowledged texts, until stopped; every answer is kept."""
+
+    def __init__(self, tenant: Tenant, tag: str, writers: int = 4, search: bool = True) -> None:
+        self.tenant = tenant
+        self.tag = tag
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._write, args=(n,)) for n in range(writers)]
+        if search:
+            self._threads.append(threading.Thread(target=self._search))
+
+    def __enter__(self) -> "Traffic":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _write(self, writer: int) -> None:
+        rng = random.Random(f"{self.tag}-{writer}")
+        last: list[str] = []
+        with self.tenant.client() as client:
+            batch = 0
+            while not self._stop.is_set():
+                docs = documents(f"{self.tag}-w{writer}-b{batch}", BATCH, rng)
+                outcome = post(client, "/embed/", {"documents": docs})
+                self.tenant.record(docs, outcome)
+                self.outcomes.append(outcome)
+                if outcome.status == 200:
+                    last = [doc["id"] for doc in docs]
+                elif outcome.status in (429, 503):
+                    time.sleep(0.2)
+                elif isinstance(outcome.status, str):  # no service to talk to (yet)
+                    time.sleep(0.5)
+                batch += 1
+        if last:
+            with self.tenant.lock:
+                self.tenant.last_batches.append(last)
+
+    def _search(self) -> None:
+        rng = random.Random(self.tag)
+        with self.tenant.client() as client:
+            while not self._stop.is_set():
+                with self.tenant.lock:
+                    texts = list(self.tenant.acknowledged.values())
+                query = rng.choice(texts) if texts else "anything"
+                self.outcomes.append(post(client, "/search/", {"query": query[:QUERY_CHARS], "top_k": 5}))
+                time.sleep(0.05)
+
+
+def forget_uncertain(tenant: Tenant) -> None:
+    """Delete every id whose write was not acknowledged: afterwards the store holds exactly the
+    acknowledged ids, if none was lost."""
+    with tenant.lock:
+        ids = [id_ for id_ in tenant.uncertain if id_ not in tenant.acknowledged]
+        tenant.uncertain.clear()
+    with tenant.client() as client:
+        for start in range(0, len(ids), 256):
+            for _ in range(20):
+                response = client.post("/delete/", json={"ids": ids[start : start + 256]})
+                if response.status_code != 429:
+                    break
+                time.sleep(0.5)
+            assert response.status_code == 200, response.text
+
+
+def assert_nothing_acknowledged_is_lost(tenant: Tenant, sample: int = 48) -> None:
+    """The count equals the acknowledged ids exactly (after deleting the unacknowledged ones), and
+    a search for the exact text of each writer's last acknowledged batch, and of a random sample of
+    the rest, finds its id: the vector index answers for them, not just the metadata."""
+    forget_uncertain(tenant)
+    with tenant.client() as client:
+        health = client.get("/healthz/")
+        assert health.status_code == 200, health.text
+        assert health.json()["status"] == "ok"
+        assert health.json()["count"] == len(tenant.acknowledged), "acknowledged documents lost (or extra ones kept)"
+        checked = {id_ for batch in tenant.last_batches for id_ in batch}
+        checked |= set(random.Random(len(tenant.acknowledged)).sample(sorted(tenant.acknowledged), sample))
+
+        def found(id_: str) -> bool:
+            response = client.post("/search/", json={"query": tenant.acknowledged[id_][:QUERY_CHARS], "top_k": 5})
+            assert response.status_code == 200, response.text
+            return id_ in [hit["id"] for hit in response.json()["results"]]
+
+        with ThreadPoolExecutor(8) as pool:
+            missing = [id_ for id_, ok in zip(checked, pool.map(found, checked), strict=True) if not ok]
+    assert not missing, f"acknowledged documents the search cannot find: {missing[:10]}"
+    tenant.last_batches.clear()
+
+
+def index_failures(tenant: Tenant) -> list[str]:
+    """Lines about the vector index failing, in the launcher's log and every replica's log of
+    every launcher this tenant has had."""
+    paths = [tenant.instance.log_path, *service_logs(tenant.launchers)]
+    return [
+        f"{path.name}: {line[:300]}"
+        for path in paths
+        for line in path.read_text(errors="replace").splitlines()
+        if INDEX_FAILURE.search(line)
+    ]
+
+
+def unexpected(outcomes: list[Outcome], allowed: set[int | str]) -> list[Outcome]:
+    return [o for o in outcomes if o.status not in allowed]
+
+
+@pytest.fixture(scope="module")
+def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenant]:
+    workdir = tmp_path_factory.mktemp("faults")
+    env = {
+        "TENANT_ID": "faults",
+        # pro: its rate limits (1000 requests, 5000 documents per second) stay out of the way here.
+        "PLAN": "pro",
+        "MAX_DOCS": "50000",
+        "PERSIST_DIR": str(workdir / "data"),
+        "API_KEY": API_KEY,
+    }
+    tenant = Tenant(workdir, ServeInstance(workdir, env))
+    tenant.start()
+    yield tenant
+    tenant.instance.stop()
+    for pid in tenant.launchers:
+        kill_session(pid)
+
+
+# --- the tests ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deployment", ["ChromaStore", "Embedder"])
+def test_a_killed_replica_is_replaced_and_requests_meanwhile_get_503_never_a_hang(tenant, deployment):
+    """kill -9 of the deployment's replica processes while writers and a searcher run, and (for the
+    Embedder) while a large /embed/ is being embedded: Serve starts a new replica; every request
+    meanwhile gets a 200 or a JSON 503 within CLIENT_TIMEOUT_S, never a 500, a hang or a dropped
+    connection; the request whose call died gets its 503 at once; nothing acknowledged is lost."""
+    old = replica_pids(tenant.instance, deployment)
+    assert old, f"no {deployment} replica process found"
+    rng = random.Random(deployment)
+    slow_docs = documents(f"inflight-{deployment}", 128, rng, words=300)
+    with Traffic(tenant, f"kill-{deployment}") as traffic:
+        time.sleep(2)
+        with ThreadPoolExecutor(1) as pool, tenant.client() as client:
+            slow = pool.submit(post, client, "/embed/", {"documents": slow_docs})
+            time.sleep(1.5)  # the model is at work on it (about 5 s on 2 cores)
+            for pid in old:  # all of them (the Embedder may have scaled to two), so the large call dies
+                os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            in_flight = slow.result()
+        tenant.record(slow_docs, in_flight)
+        deadline = killed + RECOVERY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            new = replica_pids(tenant.instance, deployment) - old
+            if new and httpx.get(f"{tenant.url}/healthz/", timeout=5).status_code == 200:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"no healthy {deployment} replica {RECOVERY_TIMEOUT_S:g}s after the kill")
+        recovered = time.monotonic()
+        time.sleep(2)  # and serving again
+
+    bad = unexpected([*traffic.outcomes, in_flight], {200, 503})
+    assert not bad, f"neither 200 nor 503: {bad[:5]}\n{tenant.instance.log_tail()}"
+    for outcome in [*traffic.outcomes, in_flight]:
+        assert outcome.seconds < CLIENT_TIMEOUT_S
+        if outcome.status == 503:
+            assert httpx.Response(503, text=outcome.body).json()["error"] == "unavailable", outcome
+    if deployment == "Embedder":
+        assert in_flight.status == 503 and in_flight.seconds < 5, in_flight  # its call died with the replica
+    assert any(o.status == 200 and o.started > recovered for o in traffic.outcomes), "not serving again"
+    assert_nothing_acknowledged_is_lost(tenant)
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_0_with_the_data_on_disk(tenant):
+    """A container stop: SIGTERM to the launcher alone while a large /embed/ (several seconds on
+    2 cores) is in flight. That request still completes with a 200; requests sent after the signal
+    get an answer (200 or a JSON 503) or a refused connection, within CLIENT_TIMEOUT_S, never a
+    500, a hang or a connection dropped mid-request; the launcher exits 0 within EXIT_TIMEOUT_S;
+    a restart on the same folder has every acknowledged document, the in-flight one's included."""
+    process = tenant.instance.process
+    assert process is not None
+    slow_docs = documents("sigterm-inflight", 128, random.Random("sigterm"), words=300)
+    after: list[Outcome] = []
+    stopped = threading.Event()
+
+    def probe() -> None:
+        with tenant.client() as client:
+            while not stopped.is_set():
+                after.append(post(client, "/search/", {"query": "a question asked during shutdown"}))
+                time.sleep(0.25)
+
+    with ThreadPoolExecutor(2) as pool, tenant.client() as client:
+        slow = pool.submit(post, client, "/embed/", {"documents": slow_docs})
+        time.sleep(1.5)  # the model is at work on it
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        prober = pool.submit(probe)
+        try:
+            code = process.wait(timeout=EXIT_TIMEOUT_S)
+        except Exception:
+            code = None
+        exited = time.monotonic() - signalled
+        time.sleep(1)  # a few probes against the stopped service too
+        stopped.set()
+        prober.result()
+        in_flight = slow.result()
+    tenant.record(slow_docs, in_flight)
+    log = tenant.instance.log_tail(30)
+    tenant.instance.process = None
+    survivors = session_processes(process.pid)
+    kill_session(process.pid)
+    tenant.start()  # first, so that the tests after this one have a service whatever happens here
+
+    assert in_flight.status == 200, f"the request in flight: {in_flight}\n{log}"
+    assert code == 0, f"the launcher {'still ran' if code is None else f'exited {code}'} after {exited:.1f}s\n{log}"
+    bad = unexpected(after, {200, 503, "ConnectError"})
+    assert not bad, f"requests after SIGTERM, neither answered nor refused: {bad[:5]}\n{log}"
+    assert all(o.seconds < CLIENT_TIMEOUT_S for o in after)
+    assert not survivors, f"processes outlived a clean stop: {survivors}"
+    assert_nothing_acknowledged_is_lost(tenant)
+    assert not index_failures(tenant)
+
+
+@pytest.mark.parametrize("crash", [1, 2, 3])
+def test_kill_9_of_the_whole_service_during_ingest_loses_no_acknowledged_write(tenant, crash):
+    """Writers post /embed/ batches back to back; the whole service is killed with SIGKILL at a
+    random moment (each crash another one, on a bigger index: upstream chromadb has reports of HNSW
+    indexes that fail to load after a crash); a new launcher on the same folder comes up healthy,
+    holds every acknowledged document, finds them by search, and logs no index failure."""
+    with Traffic(tenant, f"crash{crash}", search=False) as traffic:
+        time.sleep(random.uniform(3, 6))
+        tenant.crash()
+    acknowledged = sum(o.status == 200 for o in traffic.outcomes)
+    assert acknowledged > 0, traffic.outcomes[:5]
+    assert not [o for o in traffic.outcomes if o.status == 500], "a 500 before the crash"
+
+    tenant.start()
+    assert_nothing_acknowledged_is_lost(tenant)
+    assert not index_failures(tenant)
