@@ -43,6 +43,8 @@ MIX = {"embed": 3, "search": 5, "delete": 2}
 MAX_EMBED_BATCH = 8
 MAX_DELETE_BATCH = 4
 SEARCH_TOP_K = 10
+# Share of a client's searches for its own stored text that may miss it in the top 10 (see Report.consistent_reads).
+ANN_MISS_TOLERANCE = 0.01
 REQUEST_TIMEOUT_S = 90  # above serve_config's request_timeout_s (60): the server's timeout shows as a 5xx
 MAX_RETRY_AFTER_S = 30.0
 HEALTHY_TIMEOUT_S = 120.0
@@ -130,6 +132,7 @@ class Stats:
     throttled_wait_s: float = 0.0
     # Reads of the client's own writes that disagreed with its ledger (found missing, old text,
     # a delete's `deleted` differing from how many of its ids the ledger held).
+    own_reads: int = 0
     own_read_misses: int = 0
     stale_texts: int = 0
     delete_count_mismatches: int = 0
@@ -143,6 +146,7 @@ class Stats:
             self.latencies_ms[route].extend(other.latencies_ms[route])
         self.statuses.update(other.statuses)
         self.throttled_wait_s += other.throttled_wait_s
+        self.own_reads += other.own_reads
         self.own_read_misses += other.own_read_misses
         self.stale_texts += other.stale_texts
         self.delete_count_mismatches += other.delete_count_mismatches
@@ -274,6 +278,7 @@ class Client:
             outcome, body = self.send("search", {"query": text, "top_k": SEARCH_TOP_K}, deadline)
             if outcome == "ok":
                 found = {hit["id"]: hit["text"] for hit in body["results"]}
+                self.stats.own_reads += 1
                 self.stats.own_read_misses += doc_id not in found
                 self.stats.stale_texts += doc_id in found and found[doc_id] != text
             return
@@ -375,8 +380,13 @@ class Report:
 
     @property
     def consistent_reads(self) -> bool:
+        """No stale text and no wrong delete count, ever. A stored text not in its own top 10 is
+        allowed rarely: the index is approximate, and heavy update churn (the soak rewrites each id
+        every few seconds) costs chromadb's HNSW graph some recall; the document is still stored,
+        as the end check's count shows."""
         s = self.stats
-        return s.own_read_misses == 0 and s.stale_texts == 0 and s.delete_count_mismatches == 0
+        misses_ok = s.own_read_misses <= ANN_MISS_TOLERANCE * s.own_reads
+        return misses_ok and s.stale_texts == 0 and s.delete_count_mismatches == 0
 
     @property
     def memory_start_mb(self) -> float:
@@ -466,8 +476,9 @@ class Report:
             f"| {len(v.search_misses)} (+ {len(v.stale)}) | 0 | {_yes(v.zero_lost)} |",
             f"| extra: deleted ids found again (+ unsettled) | {len(v.resurrected)} (+ {len(v.unsettled)}) | 0 "
             f"| {_yes(v.zero_extra)} |",
-            f"| during the load: own text not found / stale / wrong `deleted` | {s.own_read_misses} / "
-            f"{s.stale_texts} / {s.delete_count_mismatches} | 0 | {_yes(self.consistent_reads)} |",
+            f"| during the load: own text not in its top 10 (of {s.own_reads:,}) / stale / wrong `deleted` | "
+            f"{s.own_read_misses} / {s.stale_texts} / {s.delete_count_mismatches} | "
+            f"≤ {ANN_MISS_TOLERANCE:.0%} / 0 / 0 | {_yes(self.consistent_reads)} |",
             f"| memory PSS start / end, MB | {_mb(self.memory_start_mb)} / {_mb(self.memory_end_mb)} | end ≤ start x "
             f"{MEMORY_GROWTH_RATIO:.2f} + {MEMORY_GROWTH_SLACK_MB:.0f} | {'—' if flat is None else _yes(flat)} |",
             f"| memory trend, MB every {self.config.sample_every_s:g} s | {self._trend()} | — | — |",
