@@ -7,40 +7,14 @@ what the generator never produces (bytes that are not UTF-8, lone surrogates).
 """
 
 import pytest
-import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-from deployments.api import create_api
-from deployments.config import load_settings
-from deployments.gateway import Gateway
+from tests.fuzzing import CHECKS, DOCUMENT, schema
 
 API_KEY = "fuzz-key-0123456789abcdef"
 
-# Not `positive_data_acceptance`: a schema-valid request may still be refused, as documented, by a
-# rule the schema does not express (the plan's limits, the quota, "text must not be blank").
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    negative_data_rejection,
-]
 FUZZ_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-
-# The document every instance serves: the routes do not depend on the settings or the store.
-# (Loaded here because the pytest plugin's fixture-based loader is broken under pytest 9.)
-DOCUMENT = create_api(Gateway(load_settings(_env_file=None, plan="starter"), None, None)).openapi()
-schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 
 @pytest.fixture

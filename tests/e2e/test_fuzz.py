@@ -6,38 +6,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-from deployments.api import create_api
-from deployments.config import load_settings
-from deployments.gateway import Gateway
 from tests.e2e.conftest import E2E_API_KEY, ServeInstance
+from tests.fuzzing import CHECKS, DOCUMENT, schema
 
 pytestmark = pytest.mark.e2e
 
 AUTH = {"Authorization": f"Bearer {E2E_API_KEY}"}
-CHECKS = [  # as in tests/contract/test_fuzz.py, which says why positive_data_acceptance is left out
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    negative_data_rejection,
-]
-
-# The routes do not depend on the settings: the service must serve this very document (checked below).
-# (Loaded here because the pytest plugin's fixture-based loader is broken under pytest 9.)
-DOCUMENT = create_api(Gateway(load_settings(_env_file=None, plan="starter"), None, None)).openapi()
-schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 
 def count(client: httpx.Client) -> int:
