@@ -1,6 +1,14 @@
 # chromedb-instance: one container per tenant. Settings come only from the environment (README).
-# Build: docker build -t chromedb-instance .
+# Build (CPU): docker build -t chromedb-instance .
+# Build (GPU): docker build -t chromedb-instance:gpu --build-arg TORCH_INDEX=https://pypi.org/simple \
+#                --build-arg SERVE_CONFIG=serve_config.gpu.yaml .
 FROM python:3.11-slim-bookworm
+
+# Where torch comes from: the CPU-only wheel by default; PyPI's default index has the CUDA build
+# (its CUDA runtime comes as pip packages; the host needs the NVIDIA driver and container toolkit).
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# The graph's shape: serve_config.gpu.yaml puts Embedder replicas on GPUs (fractional num_gpus).
+ARG SERVE_CONFIG=serve_config.yaml
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -10,13 +18,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TRANSFORMERS_OFFLINE=1 \
     RAY_USAGE_STATS_ENABLED=0 \
     PERSIST_DIR=/data \
+    SERVE_CONFIG=${SERVE_CONFIG} \
     MODEL_CACHE_DIR=/app/model-cache
 
 WORKDIR /app
 
-# torch first, from the CPU wheel index: the default index resolves to a multi-GB CUDA build.
+# torch first, from TORCH_INDEX: for the CPU image its CPU wheel (PyPI's default is a multi-GB CUDA build).
 COPY requirements.txt ./
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+RUN pip install --index-url "${TORCH_INDEX}" torch==2.13.0 \
     && pip install -r requirements.txt
 
 RUN useradd --create-home --uid 10001 tenant \

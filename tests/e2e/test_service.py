@@ -89,6 +89,17 @@ def test_without_the_api_key_every_other_route_is_refused(service):
     assert wrong.status_code == 401
 
 
+def test_every_answer_carries_a_request_id_to_quote_in_support(api, service):
+    """Serve's own request ids: the caller's X-Request-ID is echoed (trace across systems); without
+    one, each answer gets a fresh id. Refusals carry it too."""
+    given = api.post("/search/", json={"query": "x"}, headers={"X-Request-ID": "trace-e2e-1"})
+    assert given.status_code == 200 and given.headers["x-request-id"] == "trace-e2e-1"
+    refused = httpx.post(f"{service.url}/search/", json={}, headers={"X-Request-ID": "trace-e2e-2"})
+    assert refused.status_code == 401 and refused.headers["x-request-id"] == "trace-e2e-2"
+    generated = {api.get("/healthz/").headers["x-request-id"] for _ in range(3)}
+    assert len(generated) == 3 and all(len(request_id) >= 16 for request_id in generated)
+
+
 def test_search_finds_the_document_that_means_the_same(api, corpus):
     for query, expected in QUERIES.items():
         results = search(api, query, top_k=3)

@@ -53,6 +53,17 @@ def test_image_runs_as_non_root_with_a_healthcheck_and_a_data_volume():
     assert 'VOLUME ["/data"]' in DOCKERFILE and "PERSIST_DIR=/data" in DOCKERFILE
 
 
+def test_the_gpu_image_is_the_same_dockerfile_with_two_build_arguments():
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in DOCKERFILE  # CPU unless asked
+    assert "ARG SERVE_CONFIG=serve_config.yaml" in DOCKERFILE
+    assert '--index-url "${TORCH_INDEX}" torch==' in DOCKERFILE
+    assert "SERVE_CONFIG=${SERVE_CONFIG}" in DOCKERFILE  # the entrypoint starts the config built in
+    copied = " ".join(re.findall(r"^COPY (.+)$", DOCKERFILE, flags=re.MULTILINE))
+    assert "serve_config.gpu.yaml" in copied
+    entrypoint = (REPO / "docker" / "entrypoint.sh").read_text()
+    assert '"${SERVE_CONFIG:-serve_config.yaml}"' in entrypoint
+
+
 def run_entrypoint(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(
