@@ -61,6 +61,25 @@ def service_logs(launcher_pids: list[int]) -> list[Path]:
     return paths
 
 
+class PatientTransport(httpx.HTTPTransport):
+    """A well-behaved client: on a 429 it waits Retry-After and sends the request again. The plan's
+    rate limits hold for the tests too, and a fast burst of test requests may meet them."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(10):
+            response = super().handle_request(request)
+            if response.status_code != 429:
+                return response
+            response.read()
+            response.close()
+            time.sleep(float(response.headers.get("retry-after", "1")))
+        return response
+
+
+def patient_client(url: str, **options: Any) -> httpx.Client:
+    return httpx.Client(base_url=url, transport=PatientTransport(), **options)
+
+
 class ServeInstance:
     """The launcher in its own process group, on its own private Ray cluster."""
 
@@ -151,5 +170,5 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]
 @pytest.fixture
 def api(service: ServeInstance) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {E2E_API_KEY}"}
-    with httpx.Client(base_url=service.url, timeout=60, headers=headers) as client:
+    with patient_client(service.url, timeout=60, headers=headers) as client:
         yield client

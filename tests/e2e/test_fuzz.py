@@ -8,7 +8,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.e2e.conftest import E2E_API_KEY, ServeInstance
+from tests.e2e.conftest import E2E_API_KEY, ServeInstance, patient_client
 from tests.fuzzing import CHECKS, DOCUMENT, schema
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +27,7 @@ def stored_ids(service: ServeInstance) -> Iterator[set[str]]:
     """The ids of every document the fuzzing stored; deleted again when the module ends, which must
     leave the shared instance with the count it had before."""
     ids: set[str] = set()
-    with httpx.Client(base_url=service.url, timeout=60, headers=AUTH) as client:
+    with patient_client(service.url, timeout=60, headers=AUTH) as client:
         assert client.get("/openapi.json").json() == DOCUMENT
         before = count(client)
         yield ids
