@@ -4,22 +4,27 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from deployments.auth import ApiKeyMiddleware
 from deployments.body_limit import BodySizeLimitMiddleware
-from deployments.errors import MalformedBody, ServiceError
+from deployments.errors import MalformedBody, NotFound, ServiceError
 from deployments.gateway import Gateway
 from deployments.rate_limits import RateLimitMiddleware
 from deployments.schemas import (
+    CountResponse,
     DeleteRequest,
     DeleteResponse,
+    DocumentId,
+    DocumentOut,
     EmbedRequest,
     EmbedResponse,
     ErrorResponse,
+    GetRequest,
+    GetResponse,
     HealthResponse,
     SearchRequest,
     SearchResponse,
@@ -27,7 +32,8 @@ from deployments.schemas import (
 
 DESCRIPTION = """\
 Semantic search over one tenant's documents. Add documents with `POST /embed/`, find them by meaning
-with `POST /search/`, remove them with `POST /delete/`; `GET /healthz/` reports the instance.
+with `POST /search/`, fetch them by id with `POST /get/` or `GET /documents/{id}`, count them with
+`GET /count/`, remove them with `POST /delete/`; `GET /healthz/` reports the instance.
 Errors are JSON: `{"error": "<name>", "message": "<what is wrong>", "field": "<path>"}`.
 When the instance has an API key, send it as `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
 on every route but `GET /healthz/`.
@@ -38,6 +44,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         400: "The body is not valid JSON.",
         401: "unauthorized: the instance has an API key and the request lacks it or has another.",
+        404: "not_found: no such document (GET /documents/{doc_id}) or no such route.",
         403: "quota_exceeded: the write would exceed MAX_DOCS; nothing was stored.",
         413: "payload_too_large: the body is over the plan's max_body_bytes.",
         422: "A field is invalid or over the plan's limits; `field` names it.",
@@ -107,6 +114,50 @@ async def delete(body: DeleteRequest, gateway: GatewayDep) -> DeleteResponse:
     ```
     """
     return await gateway.delete(body)
+
+
+@route("POST", "/get", response_model=GetResponse, summary="Get documents by id")
+async def get_documents(body: GetRequest, gateway: GatewayDep) -> GetResponse:
+    """The stored documents among `ids`, in the order asked; ids not stored are listed in `missing`.
+    `include` picks what comes back of each: `text`, `metadata`, `embedding` (the stored vector).
+
+    ```
+    curl -X POST localhost:8000/get/ -H 'Content-Type: application/json' \\
+      -d '{"ids": ["doc-1", "doc-9"], "include": ["text", "metadata"]}'
+    ```
+    """
+    return await gateway.get(body)
+
+
+@router.get(
+    "/documents/{doc_id}",
+    response_model=DocumentOut,
+    responses=ERRORS,
+    summary="Get one document",
+)
+async def get_document(doc_id: Annotated[DocumentId, Path()], gateway: GatewayDep) -> DocumentOut:
+    """One document with its text and metadata; 404 when the id is not stored. Ids with `/` in
+    them are fetched with `POST /get/`.
+
+    ```
+    curl localhost:8000/documents/doc-1
+    ```
+    """
+    found = await gateway.get(GetRequest(ids=[doc_id]))
+    if not found.documents:
+        raise NotFound(f"no document with id {doc_id!r}", field="doc_id")
+    return found.documents[0]
+
+
+@route("GET", "/count", response_model=CountResponse, summary="How many documents are stored")
+async def count(gateway: GatewayDep) -> CountResponse:
+    """The document count and the quota (`MAX_DOCS`).
+
+    ```
+    curl localhost:8000/count/
+    ```
+    """
+    return await gateway.count()
 
 
 @route("GET", "/healthz", response_model=HealthResponse, summary="Instance configuration and status")

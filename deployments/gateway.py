@@ -20,11 +20,15 @@ from deployments.embedder import Embedded
 from deployments.errors import ServiceError, ServiceUnavailable
 from deployments.rate_limits import RateLimiter
 from deployments.schemas import (
+    CountResponse,
     DeleteRequest,
     DeleteResponse,
     DeploymentState,
+    DocumentOut,
     EmbedRequest,
     EmbedResponse,
+    GetRequest,
+    GetResponse,
     HealthResponse,
     PlanLimitsOut,
     SearchHit,
@@ -107,8 +111,18 @@ class Gateway:
     async def _search_alone(self, request: SearchRequest) -> SearchResponse | ServiceError:
         return (await self.search_batch([request]))[0]
 
+    async def get(self, request: GetRequest) -> GetResponse:
+        limits.check_ids(request.ids, self.settings.limits)
+        found = await _read("ChromaStore", self._store.get.remote(request.ids, list(dict.fromkeys(request.include))))
+        present = {document["id"] for document in found}
+        missing = [id_ for id_ in dict.fromkeys(request.ids) if id_ not in present]
+        return GetResponse(documents=[DocumentOut(**document) for document in found], missing=missing)
+
+    async def count(self) -> CountResponse:
+        return CountResponse(count=await _read("ChromaStore", self._store.count.remote()), quota=self.settings.quota)
+
     async def delete(self, request: DeleteRequest) -> DeleteResponse:
-        limits.check_delete(request, self.settings.limits)
+        limits.check_ids(request.ids, self.settings.limits)
         self.rate_limiter.admit_documents(len(request.ids))
         deleted, count = await _call("ChromaStore", self._store.delete.remote(request.ids))
         return DeleteResponse(deleted=deleted, count=count)

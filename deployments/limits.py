@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from deployments.errors import PlanLimitExceeded
 from deployments.plans import Plan
-from deployments.schemas import DeleteRequest, EmbedRequest, SearchRequest
+from deployments.schemas import EmbedRequest, SearchRequest
 
 
 def check_embed(request: EmbedRequest, plan: Plan) -> None:
@@ -41,9 +41,9 @@ def check_search(request: SearchRequest, plan: Plan) -> None:
         )
 
 
-def check_delete(request: DeleteRequest, plan: Plan) -> None:
-    if len(request.ids) > plan.max_docs_per_request:
+def check_ids(ids: list[str], plan: Plan) -> None:
+    """Ids in one /delete/ or /get/."""
+    if len(ids) > plan.max_docs_per_request:
         raise PlanLimitExceeded(
-            f"{len(request.ids)} ids in one request; plan {plan.name!r} allows {plan.max_docs_per_request}",
-            field="ids",
+            f"{len(ids)} ids in one request; plan {plan.name!r} allows {plan.max_docs_per_request}", field="ids"
         )

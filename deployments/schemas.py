@@ -2,7 +2,7 @@
 per-plan limits are checked against the tenant's plan in `deployments.limits`."""
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -168,6 +168,38 @@ class DeleteRequest(_Body):
 class DeleteResponse(BaseModel):
     deleted: int = Field(..., description="How many of the ids existed and were deleted.")
     count: int = Field(..., description="Documents left in the collection.")
+
+
+Include = Literal["text", "metadata", "embedding"]
+DEFAULT_INCLUDE: tuple[Include, ...] = ("text", "metadata")
+
+
+class GetRequest(_Body):
+    ids: list[DocumentId] = Field(..., min_length=1, description="Ids to fetch; unknown ids are listed in `missing`.")
+    include: list[Include] = Field(
+        default_factory=lambda: list(DEFAULT_INCLUDE), description="What to return of each document."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ids": ["doc-1", "doc-2"], "include": ["text", "metadata"]}]}
+    )
+
+
+class DocumentOut(BaseModel):
+    id: str
+    text: str | None = Field(None, description="With include 'text'.")
+    metadata: dict[str, MetadataValue] | None = Field(None, description="With include 'metadata'.")
+    embedding: list[float] | None = Field(None, description="With include 'embedding': the stored vector.")
+
+
+class GetResponse(BaseModel):
+    documents: list[DocumentOut] = Field(..., description="The documents found, in request order.")
+    missing: list[str] = Field(default_factory=list, description="Requested ids that are not stored.")
+
+
+class CountResponse(BaseModel):
+    count: int = Field(..., description="Documents stored.")
+    quota: int = Field(..., description="MAX_DOCS: the most documents this tenant may store.")
 
 
 class DeploymentState(BaseModel):

@@ -3,7 +3,7 @@
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ray import serve
 
@@ -33,6 +33,9 @@ class ChromaStore:
 
     async def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
         return await asyncio.to_thread(self.store.stored_vectors, ids, texts)
+
+    async def get(self, ids: list[str], include: list[str]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.get, ids, include)
 
     async def delete(self, ids: list[str]) -> tuple[int, int]:
         return await self._write(lambda: self.store.delete(ids))

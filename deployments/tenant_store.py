@@ -100,6 +100,22 @@ class TenantStore:
             if wanted.get(id_) == text
         }
 
+    def get(self, ids: list[str], include: list[str]) -> list[dict[str, Any]]:
+        """The stored documents among `ids`, in the order asked, with the fields `include` names."""
+        wanted = {"text": "documents", "metadata": "metadatas", "embedding": "embeddings"}
+        found: Any = self._collection.get(ids=list(dict.fromkeys(ids)), include=cast(Any, [wanted[f] for f in include]))
+        columns = {field: found[wanted[field]] for field in include}
+        by_id: dict[str, dict[str, Any]] = {}
+        for row, id_ in enumerate(found["ids"]):
+            document: dict[str, Any] = {"id": id_}
+            for field, values in columns.items():
+                value = values[row] if values is not None else None
+                if field == "embedding" and value is not None:
+                    value = [float(x) for x in value]
+                document[field] = (value or {}) if field == "metadata" else value
+            by_id[id_] = document
+        return [by_id[id_] for id_ in dict.fromkeys(ids) if id_ in by_id]
+
     def delete(self, ids: list[str]) -> tuple[int, int]:
         """Delete the ids that exist; returns (how many existed, count after). An id named twice counts once."""
         ids = list(dict.fromkeys(ids))  # chromadb refuses duplicate ids (DuplicateIDError)
@@ -146,10 +162,13 @@ class TenantStore:
         documents = cast(list[list[str]], found["documents"])
         metadatas = cast(list[list[Metadata | None]], found["metadatas"])
         distances = cast(list[list[float]], found["distances"])
+        # A document deleted while the query ran can still come back from the index, without its
+        # text: it is gone, so it is left out (the search sees the store after that delete).
         return [
             [
                 {"id": id_, "text": text, "metadata": metadata or {}, "score": 1.0 - distance}
                 for id_, text, metadata, distance in zip(*row, strict=True)
+                if text is not None
             ]
             for row in zip(found["ids"], documents, metadatas, distances, strict=True)
         ]

@@ -157,12 +157,20 @@ def test_a_body_that_is_not_a_json_object_is_refused_with_a_hint(client, content
 
 def test_openapi_documents_every_route_with_examples(client):
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/embed/", "/search/", "/delete/", "/healthz/"}
-    for path in ("/embed/", "/search/", "/delete/"):
-        operation = spec["paths"][path]["post"]
-        assert operation["description"] and "curl" in operation["description"]
-        assert {"403", "422"} <= set(operation["responses"])
-    for name in ("EmbedRequest", "SearchRequest", "DeleteRequest"):
+    assert set(spec["paths"]) == {
+        "/embed/",
+        "/search/",
+        "/delete/",
+        "/get/",
+        "/documents/{doc_id}",
+        "/count/",
+        "/healthz/",
+    }
+    for path, methods in spec["paths"].items():
+        for operation in methods.values():
+            assert operation["description"] and "curl" in operation["description"], path
+            assert {"401", "422", "503"} <= set(operation["responses"]), path
+    for name in ("EmbedRequest", "SearchRequest", "DeleteRequest", "GetRequest"):
         assert spec["components"]["schemas"][name]["examples"]
     assert client.get("/docs").status_code == 200
 

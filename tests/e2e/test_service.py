@@ -100,6 +100,16 @@ def test_every_answer_carries_a_request_id_to_quote_in_support(api, service):
     assert len(generated) == 3 and all(len(request_id) >= 16 for request_id in generated)
 
 
+def test_documents_are_read_back_by_id_and_counted(api, corpus):
+    body = api.post("/get/", json={"ids": ["space", "nope", "pets"], "include": ["text", "embedding"]}).json()
+    assert [d["id"] for d in body["documents"]] == ["space", "pets"] and body["missing"] == ["nope"]
+    assert body["documents"][0]["text"] == CORPUS["space"] and len(body["documents"][0]["embedding"]) == 384
+    one = api.get("/documents/finance").json()
+    assert one["text"] == CORPUS["finance"] and one["metadata"]["topic"] == "finance"
+    assert api.get("/documents/nope").status_code == 404
+    assert api.get("/count/").json() == {"count": len(CORPUS), "quota": E2E_QUOTA}
+
+
 def test_search_finds_the_document_that_means_the_same(api, corpus):
     for query, expected in QUERIES.items():
         results = search(api, query, top_k=3)

@@ -2,7 +2,7 @@
 
 import asyncio
 import threading
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -171,3 +171,22 @@ def test_a_stuck_write_fails_the_store_replicas_health_check(settings, monkeypat
         replica.check_health()  # nothing running any more
 
     asyncio.run(scenario())
+
+
+def test_a_hit_deleted_while_the_query_ran_is_left_out(settings, monkeypatch):
+    """chromadb's index can return an id whose document a concurrent delete just removed (its text
+    comes back as None): that hit is gone, not a 500 (found by the soak)."""
+    store = TenantStore(settings)
+    add(store, {"a": ("alpha", {}), "b": ("beta", {})})
+    real_query = store._collection.query
+
+    def racing_query(**kwargs):
+        found: Any = real_query(**kwargs)
+        found["documents"] = [
+            [None if id_ == "b" else text for id_, text in zip(ids, texts, strict=True)]
+            for ids, texts in zip(found["ids"], found["documents"], strict=True)
+        ]
+        return found
+
+    monkeypatch.setattr(store._collection, "query", racing_query)
+    assert [hit["id"] for hit in search(store, "alpha")] == ["a"]
