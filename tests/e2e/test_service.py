@@ -234,7 +234,15 @@ def test_routes_answer_without_redirect(api):
 
 def test_docs_describe_every_route(api):
     assert api.get("/docs").status_code == 200
-    assert set(api.get("/openapi.json").json()["paths"]) == {"/embed/", "/search/", "/delete/", "/healthz/"}
+    assert set(api.get("/openapi.json").json()["paths"]) == {
+        "/embed/",
+        "/search/",
+        "/delete/",
+        "/get/",
+        "/documents/{doc_id}",
+        "/count/",
+        "/healthz/",
+    }
 
 
 def test_concurrent_searches_are_batched_without_mixing_results(api, corpus):
