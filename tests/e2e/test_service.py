@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import E2E_API_KEY, E2E_QUOTA, E2E_TENANT
+from tests.fuzzing import DOCUMENT
 
 pytestmark = pytest.mark.e2e
 
@@ -234,15 +235,8 @@ def test_routes_answer_without_redirect(api):
 
 def test_docs_describe_every_route(api):
     assert api.get("/docs").status_code == 200
-    assert set(api.get("/openapi.json").json()["paths"]) == {
-        "/embed/",
-        "/search/",
-        "/delete/",
-        "/get/",
-        "/documents/{doc_id}",
-        "/count/",
-        "/healthz/",
-    }
+    # The contract tests pin the route list; the running service must serve that same document.
+    assert api.get("/openapi.json").json() == DOCUMENT
 
 
 def test_concurrent_searches_are_batched_without_mixing_results(api, corpus):
