@@ -13,9 +13,9 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 
+from deployments import procfs
 from deployments.preflight import checked_settings
 
 # On a stop, HAProxy first finishes the requests in flight, for up to this long, before Serve shuts
@@ -88,7 +88,7 @@ def _drain_haproxy(timeout_s: float) -> None:
     """HAProxy's own graceful stop: on SIGUSR1 it closes its listeners at once (new connections are
     refused) and exits once the requests in flight are answered. serve.shutdown() alone would
     SIGKILL it and cut them off."""
-    haproxies = [pid for pid, name in _descendants(os.getpid()) if name == "haproxy"]
+    haproxies = [found.pid for found in procfs.descendants(os.getpid()) if found.name == "haproxy"]
     for pid in haproxies:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGUSR1)
@@ -97,29 +97,9 @@ def _drain_haproxy(timeout_s: float) -> None:
         time.sleep(0.1)
 
 
-def _descendants(root: int) -> list[tuple[int, str]]:
-    """(pid, name) of every process below `root` (Ray's raylet, its workers, their HAProxy)."""
-    children: dict[int, list[tuple[int, str]]] = {}
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            stat = stat_file.read_text()
-            name = stat[stat.index("(") + 1 : stat.rindex(")")]
-            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(parent, []).append((int(stat_file.parent.name), name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child[0])
-    return found
-
-
 def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has exited; its parent has yet to reap it
+    found = procfs.process(pid)
+    return found is not None and found.running
 
 
 if __name__ == "__main__":

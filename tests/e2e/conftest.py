@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from bench.ports import free_port, port_is_free, side_ports
+from deployments import procfs
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180
@@ -30,17 +31,9 @@ def session_processes(session: int) -> list[tuple[int, str]]:
     """(pid, command line) of every live process in `session`. The launcher starts in its own
     session; Ray's workers and HAProxy stay in it but get process groups of their own."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        state, _ppid, _pgrp, sid = stat.rsplit(")", 1)[1].split()[:4]
-        if int(sid) == session and state != "Z":
-            found.append((int(entry.name), cmdline))
+    for member in procfs.processes():
+        if member.session == session and member.running and (command := procfs.command_line(member.pid)) is not None:
+            found.append((member.pid, command))
     return found
 
 

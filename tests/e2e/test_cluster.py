@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ import yaml
 from ray.cluster_utils import Cluster
 
 from bench.ports import free_port, side_ports
+from deployments import procfs
 from tests.e2e.conftest import REPO, START_TIMEOUT_S, kill_session
 
 pytestmark = pytest.mark.e2e
@@ -28,16 +28,10 @@ def raylet_pid(node: object) -> int:
 
 def replicas_under(raylet: int, deployment: str) -> int:
     """Replica processes of `deployment` that the given node's raylet started (its children)."""
-    count = 0
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stat = stat_file.read_text()
-            command = (stat_file.parent / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-        count += parent == raylet and f"ServeReplica:chromedb:{deployment}" in command
-    return count
+    title = f"ServeReplica:chromedb:{deployment}"
+    return sum(
+        child.parent == raylet and title in (procfs.command_line(child.pid) or "") for child in procfs.processes()
+    )
 
 
 @pytest.fixture(scope="module")
