@@ -14,9 +14,9 @@ def build_app(args: dict[str, str] | None = None) -> Application:
     `args` (from serve_config.yaml) are unused: a tenant's settings come from the environment only.
     """
     settings = load_settings()
-    return _deployment(Ingress).bind(
-        settings, _deployment(Embedder).bind(settings), _deployment(ChromaStore).bind(settings)
-    )
+    embedder = _deployment(Embedder).bind(settings)
+    # The store holds a handle to the Embedder too: it re-embeds stored texts to rebuild a broken index.
+    return _deployment(Ingress).bind(settings, embedder, _deployment(ChromaStore).bind(settings, embedder))
 
 
 def _deployment(decorated: object) -> Deployment:

@@ -128,7 +128,7 @@ class Gateway:
         return DeleteResponse(deleted=deleted, count=count)
 
     async def health(self) -> HealthResponse:
-        store_state, count = await _probe("ChromaStore", self._store.count.remote())
+        store_state, store_info = await _probe("ChromaStore", self._store.info.remote())
         embedder_state, _ = await _probe("Embedder", self._embedder.info.remote())
         healthy = store_state.status == embedder_state.status == "ok"
         settings = self.settings
@@ -138,7 +138,7 @@ class Gateway:
             plan=settings.plan,
             model_name=settings.model_name,
             dimension=settings.dimension,
-            count=count,
+            count=store_info["count"] if store_info else None,
             quota=settings.quota,
             auth="open" if settings.api_key is None else "api_key",
             limits=PlanLimitsOut(**{name: getattr(settings.limits, name) for name in PlanLimitsOut.model_fields}),

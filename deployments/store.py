@@ -1,14 +1,17 @@
 """The ChromaStore deployment: the single replica that owns the tenant's chromadb folder."""
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from ray import serve
 
 from deployments.backends import Vectors
 from deployments.config import Settings
+from deployments.embedder import Embedded
 from deployments.errors import ServiceError
 from deployments.tenant_store import Hit, Metadata, Query, TenantStore
 
@@ -18,14 +21,25 @@ T = TypeVar("T")
 # seconds): chromadb can hang in a write after the disk failed one. The health check then fails
 # and Serve replaces the replica; the stuck call's caller gets a 503, nothing half-written.
 WRITE_STALL_S = 120.0
+# A rebuild re-embeds stored texts this many at a time (one Embedder call, one chromadb write).
+REBUILD_BATCH = 64
+REBUILD_RETRY_S = 2.0
+
+logger = logging.getLogger("ray.serve")
 
 
 # Exactly one replica, always: two processes on one chromadb folder hang or disagree.
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
 class ChromaStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embedder: Any) -> None:
+        """`embedder`: a handle to the Embedder, used only to rebuild a broken index."""
         self.store = TenantStore(settings)
+        self._embedder = embedder
         self._writes_started: dict[object, float] = {}  # running writes and when each began
+        self.index: dict[str, Any] = {"state": "rebuilding" if self.store.rebuild_pending else "ready"}
+        if self.store.rebuild_pending:
+            # In the background: the replica serves (texts, metadata, counts, writes) meanwhile.
+            self._rebuild = asyncio.get_running_loop().create_task(self.rebuild_index())
 
     # chromadb blocks; running it in threads keeps the replica's event loop answering.
     async def upsert(self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata]) -> int:
@@ -45,6 +59,39 @@ class ChromaStore:
 
     async def count(self) -> int:
         return await asyncio.to_thread(self.store.count)
+
+    async def info(self) -> dict[str, Any]:
+        return {"count": await self.count(), "index": dict(self.index)}
+
+    async def rebuild_index(self) -> None:
+        """Give every stored text its vector again after a broken index was moved aside: the model
+        is deterministic, so re-embedding a text gives the vector that was lost. Resumable: batches
+        whose vectors are all indexed are skipped."""
+        ids = await asyncio.to_thread(self.store.ids)
+        self.index = {"state": "rebuilding", "checked": 0, "total": len(ids), "re_embedded": 0}
+        logger.warning("rebuilding the vector index of %d documents", len(ids))
+        for start in range(0, len(ids), REBUILD_BATCH):
+            batch = ids[start : start + REBUILD_BATCH]
+            batch_ids, texts = await asyncio.to_thread(self.store.texts_without_vectors, batch)
+            if batch_ids:
+                vectors = await self._embed_patiently(texts)
+                restored = await self._write(partial(self.store.restore_vectors, batch_ids, texts, vectors))
+                self.index["re_embedded"] += restored
+            self.index["checked"] = min(start + REBUILD_BATCH, len(ids))
+        await asyncio.to_thread(self.store.finish_rebuild)
+        logger.warning("vector index rebuilt: %d documents re-embedded", self.index["re_embedded"])
+        self.index = {"state": "ready", "rebuilt": self.index["re_embedded"]}
+
+    async def _embed_patiently(self, texts: list[str]) -> Vectors:
+        """The Embedder may still be starting or be replaced meanwhile: wait for it, never give up
+        (the rebuild marker stays on disk, so even a restart does not lose the work)."""
+        while True:
+            try:
+                embedded: Embedded = await self._embedder.embed.remote(texts)
+                return embedded.vectors
+            except Exception as exc:  # any failure of the call is retried; the texts stay stored
+                logger.warning("index rebuild: the Embedder failed (%s); retrying", exc)
+                await asyncio.sleep(REBUILD_RETRY_S)
 
     def check_health(self) -> None:
         """Serve calls this every few seconds; raising makes it replace the replica."""

@@ -19,7 +19,15 @@ from chromadb.errors import InternalError, InvalidArgumentError
 
 from deployments.backends import Vectors
 from deployments.config import Settings
-from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded, ServiceError, StorageUnavailable
+from deployments.errors import (
+    ConfigError,
+    InvalidFilter,
+    QuotaExceeded,
+    ServiceError,
+    ServiceUnavailable,
+    StorageUnavailable,
+)
+from deployments.index_check import REBUILD_MARKER, quarantine_broken_indexes
 
 # Cosine space because the model's vectors are compared by angle. A search breadth (ef_search)
 # well above chromadb's default keeps recall@10 against exact search high (see README, Performance).
@@ -32,6 +40,8 @@ HNSW_CONFIGURATION: CreateHNSWConfiguration = {
 
 # How SQLite (under chromadb) words a write the disk refused: full, failing, or read-only.
 STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly database")
+# How chromadb words a read of a vector its index does not hold (while a broken index is rebuilt).
+VECTOR_MISSING = "Error finding id"
 
 Metadata = dict[str, str | int | float | bool]
 Hit = dict[str, Any]
@@ -42,6 +52,9 @@ class TenantStore:
     def __init__(self, settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.quota = settings.quota
+        # Before chromadb opens the folder: a broken index would crash it (deployments.index_check).
+        self.quarantined = quarantine_broken_indexes(settings.data_dir)
+        self._rebuild_marker = settings.data_dir / REBUILD_MARKER
         self._client = chromadb.PersistentClient(
             path=str(settings.data_dir), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         )
@@ -64,6 +77,48 @@ class TenantStore:
 
     def count(self) -> int:
         return self._collection.count()
+
+    @property
+    def rebuild_pending(self) -> bool:
+        """True from the moment a broken index is found until every stored text has its vector again
+        (kept on disk, so a restart in the middle of a rebuild resumes it)."""
+        return self._rebuild_marker.exists()
+
+    def ids(self) -> list[str]:
+        return self._collection.get(include=[])["ids"]
+
+    def texts_without_vectors(self, ids: list[str]) -> tuple[list[str], list[str]]:
+        """(ids, texts) of the stored documents among `ids`, or none when all their vectors are
+        indexed. chromadb only says that some vector is missing, so a batch is all or nothing."""
+        try:
+            with _vectors_missing():
+                self._collection.get(ids=ids, include=["embeddings"])
+            return [], []
+        except IndexRebuilding:
+            found = self._collection.get(ids=ids, include=["documents"])
+            return found["ids"], cast(list[str], found["documents"])
+
+    def restore_vectors(self, ids: list[str], texts: list[str], vectors: Vectors) -> int:
+        """Index the vectors of documents whose text is still the one embedded (a document
+        replaced or deleted meanwhile already has its new state); returns how many were restored."""
+        row_of = {id_: row for row, id_ in enumerate(ids)}
+        with self._write_lock:
+            found = self._collection.get(ids=ids, include=["documents", "metadatas"])
+            stored = zip(found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True)
+            still = [(id_, row_of[id_], metadata) for id_, text, metadata in stored if text == texts[row_of[id_]]]
+            if still:
+                kept_ids, rows, metadatas = zip(*still, strict=True)
+                with _storage_errors():
+                    self._collection.upsert(
+                        ids=list(kept_ids),
+                        embeddings=vectors[list(rows)],
+                        documents=[texts[row] for row in rows],
+                        metadatas=list(metadatas),
+                    )
+            return len(still)
+
+    def finish_rebuild(self) -> None:
+        self._rebuild_marker.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Release chromadb's files and threads (the replica's process exit does the same)."""
@@ -91,7 +146,11 @@ class TenantStore:
         """The stored vector of each id whose stored text equals the given one: re-sending an
         unchanged document (say, to update its metadata) needs no embedding."""
         wanted = dict(zip(ids, texts, strict=True))
-        found = self._collection.get(ids=ids, include=["documents", "embeddings"])
+        try:
+            with _vectors_missing():
+                found = self._collection.get(ids=ids, include=["documents", "embeddings"])
+        except IndexRebuilding:
+            return {}  # some are not indexed yet: embedding them all again gives the same vectors
         documents = found["documents"] or []
         embeddings = found["embeddings"] if found["embeddings"] is not None else []
         return {
@@ -103,7 +162,8 @@ class TenantStore:
     def get(self, ids: list[str], include: list[str]) -> list[dict[str, Any]]:
         """The stored documents among `ids`, in the order asked, with the fields `include` names."""
         wanted = {"text": "documents", "metadata": "metadatas", "embedding": "embeddings"}
-        found: Any = self._collection.get(ids=list(dict.fromkeys(ids)), include=cast(Any, [wanted[f] for f in include]))
+        with _vectors_missing():
+            found: Any = self._collection.get(ids=list(dict.fromkeys(ids)), include=[wanted[f] for f in include])  # type: ignore[misc]
         columns = {field: found[wanted[field]] for field in include}
         by_id: dict[str, dict[str, Any]] = {}
         for row, id_ in enumerate(found["ids"]):
@@ -186,6 +246,23 @@ def _storage_errors() -> Iterator[None]:
         raise StorageUnavailable(
             f"the data folder cannot take writes ({exc}); nothing was stored. Searches still work; "
             "free disk space or fix the folder's permissions, then retry"
+        ) from None
+
+
+class IndexRebuilding(ServiceUnavailable):
+    """A vector was asked for while the index is being rebuilt after a crash."""
+
+
+@contextmanager
+def _vectors_missing() -> Iterator[None]:
+    try:
+        yield
+    except InternalError as exc:
+        if VECTOR_MISSING not in str(exc):
+            raise
+        raise IndexRebuilding(
+            "some of these documents' vectors are being re-indexed after a crash (GET /healthz/ shows the "
+            "progress); their texts and metadata are safe: retry shortly"
         ) from None
 
 

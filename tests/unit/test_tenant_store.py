@@ -154,7 +154,7 @@ def test_a_stuck_write_fails_the_store_replicas_health_check(settings, monkeypat
 
     store_class = cast(Deployment, store_module.ChromaStore).func_or_class
     assert callable(store_class)
-    replica = store_class(settings)
+    replica = store_class(settings, embedder=None)  # the embedder is only used to rebuild an index
     release = threading.Event()
     monkeypatch.setattr(replica.store, "delete", lambda ids: (release.wait(10), (0, 0))[1])
     monkeypatch.setattr(store_module, "WRITE_STALL_S", 0.2)

@@ -1,0 +1,228 @@
+"""The HNSW index check and the rebuild of a broken index, on real chromadb folders (hashing
+embedder). The corruptions are the ones a SIGKILL left here: a header counting elements that were
+never written, link lists cut short, a terabyte-sized sparse tail, links to elements below the
+level they are linked on."""
+
+import asyncio
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pytest
+from ray.serve import Deployment
+
+from deployments.config import Settings
+from deployments.index_check import (
+    HEADER,
+    QUARANTINE_DIR,
+    REBUILD_MARKER,
+    BrokenIndex,
+    Header,
+    check_index,
+    index_folders,
+    quarantine_broken_indexes,
+)
+from deployments.store import ChromaStore
+from deployments.tenant_store import IndexRebuilding, TenantStore
+from tests.fakes import FakeEmbedder, LocalHandle
+
+EMBEDDER = FakeEmbedder()
+# chromadb writes its HNSW files every 1,000 writes (sync_threshold); the rest wait in its log.
+# 1,100 documents put about 30 elements on the upper levels (1 in 32 reaches one).
+DOCS = 1100
+
+
+def texts(count: int) -> list[str]:
+    return [f"note {n}: {' '.join(f'w{(n * 7 + k) % 997}' for k in range(12))}" for n in range(count)]
+
+
+def fill(settings: Settings, count: int = DOCS) -> list[str]:
+    """A closed store holding `count` documents; returns their ids."""
+    store = TenantStore(settings)
+    ids = [f"doc-{n}" for n in range(count)]
+    for start in range(0, count, 100):
+        batch = texts(count)[start : start + 100]
+        store.upsert(ids[start : start + 100], batch, EMBEDDER.backend.encode(batch), [{"n": start}] * len(batch))
+    store.close()
+    return ids
+
+
+@pytest.fixture
+def index(settings: Settings) -> Path:
+    fill(settings)
+    (folder,) = index_folders(settings.data_dir)
+    return folder
+
+
+def header_of(folder: Path) -> Header:
+    return Header(*HEADER.unpack_from((folder / "header.bin").read_bytes()))
+
+
+def rewrite_header(folder: Path, **changes: Any) -> None:
+    fields = header_of(folder).__dict__ | changes
+    (folder / "header.bin").write_bytes(HEADER.pack(*fields.values()))
+
+
+def upper_records(folder: Path) -> dict[int, int]:
+    """element -> byte offset of its upper-level lists in link_lists.bin (elements above level 0)."""
+    data, position, found = (folder / "link_lists.bin").read_bytes(), 0, {}
+    for element in range(header_of(folder).count):
+        (size,) = struct.unpack_from("<I", data, position)
+        position += 4
+        if size:
+            found[element] = position
+        position += size
+    return found
+
+
+def poke_uint32(path: Path, offset: int, value: int) -> None:
+    with path.open("r+b") as file:
+        file.seek(offset)
+        file.write(struct.pack("<I", value))
+
+
+def header_ahead_of_records(folder: Path) -> None:  # the crash: the header is written first
+    rewrite_header(folder, count=header_of(folder).count + 40, max_elements=header_of(folder).max_elements + 40)
+    with (folder / "data_level0.bin").open("ab") as file:  # the records' space exists, never written
+        file.truncate(header_of(folder).count * header_of(folder).bytes_per_element)
+    with (folder / "length.bin").open("ab") as file:
+        file.truncate(header_of(folder).count * 4)
+
+
+def link_lists_cut_short(folder: Path) -> None:
+    os.truncate(folder / "link_lists.bin", (folder / "link_lists.bin").stat().st_size // 2)
+
+
+def sparse_terabyte_tail(folder: Path) -> None:
+    os.truncate(folder / "link_lists.bin", (folder / "link_lists.bin").stat().st_size + 2**40)
+
+
+def level0_neighbour_past_the_end(folder: Path) -> None:
+    poke_uint32(folder / "data_level0.bin", 4, header_of(folder).count + 5)  # element 0's first neighbour
+
+
+def upper_link_to_a_lower_element(folder: Path) -> None:
+    records = upper_records(folder)
+    level0_only = next(e for e in range(header_of(folder).count) if e not in records)
+    offset = next(iter(records.values()))
+    poke_uint32(folder / "link_lists.bin", offset, 1)  # one neighbour on its level 1 ...
+    poke_uint32(folder / "link_lists.bin", offset + 4, level0_only)  # ... that has no level 1
+
+
+def wrong_version(folder: Path) -> None:
+    rewrite_header(folder, version=7)
+
+
+def entry_point_past_the_end(folder: Path) -> None:
+    rewrite_header(folder, entry_point=header_of(folder).count)
+
+
+CORRUPTIONS: list[Callable[[Path], None]] = [
+    header_ahead_of_records,
+    link_lists_cut_short,
+    sparse_terabyte_tail,
+    level0_neighbour_past_the_end,
+    upper_link_to_a_lower_element,
+    wrong_version,
+    entry_point_past_the_end,
+]
+
+
+def test_a_healthy_index_passes(index):
+    assert len(upper_records(index)) > 3, "the fixture should reach the upper levels"
+    check_index(index)
+
+
+def test_an_empty_store_passes(settings):
+    TenantStore(settings).close()
+    for folder in index_folders(settings.data_dir):
+        check_index(folder)
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=[c.__name__ for c in CORRUPTIONS])
+def test_each_corruption_is_found(index, corrupt):
+    corrupt(index)
+    with pytest.raises(BrokenIndex):
+        check_index(index)
+
+
+def test_only_a_broken_index_is_quarantined(settings, index):
+    assert quarantine_broken_indexes(settings.data_dir) == []
+    assert not (settings.data_dir / REBUILD_MARKER).exists()
+    link_lists_cut_short(index)
+    (problem,) = quarantine_broken_indexes(settings.data_dir)
+    assert problem.startswith(index.name) and "link_lists.bin" in problem
+    assert not index.exists()
+    (moved,) = (settings.data_dir / QUARANTINE_DIR).iterdir()
+    assert moved.name.startswith(index.name) and (moved / "link_lists.bin").exists()
+    assert (settings.data_dir / REBUILD_MARKER).exists()
+
+
+def store_replica(settings: Settings) -> Any:
+    store_class = cast(Deployment, ChromaStore).func_or_class  # the plain class, outside Ray
+    assert callable(store_class)
+    return store_class(settings, LocalHandle(EMBEDDER))
+
+
+@pytest.mark.parametrize("corrupt", [header_ahead_of_records, link_lists_cut_short])
+def test_a_broken_index_is_moved_aside_and_rebuilt_from_the_stored_texts(settings, corrupt):
+    """Opened on a broken index, the store does not crash: it moves the index aside, serves texts
+    and counts at once, says `rebuilding`, re-embeds every stored text in the background, and ends
+    with every vector back (the model's own), searchable, and the rebuild marker gone."""
+    ids = fill(settings)
+    corrupt(index_folders(settings.data_dir)[0])
+
+    async def scenario() -> None:
+        replica = store_replica(settings)
+        assert replica.store.quarantined and replica.index == {"state": "rebuilding"}
+        assert await replica.count() == DOCS
+        with pytest.raises(IndexRebuilding):  # some vectors are gone until the rebuild restores them
+            replica.store.get(ids, ["embedding"])
+        await replica._rebuild
+        assert replica.index == {"state": "ready", "rebuilt": pytest.approx(DOCS, abs=DOCS // 2)}
+        assert replica.index["rebuilt"] > 0
+        replica.store.close()
+
+    asyncio.run(scenario())
+    store = TenantStore(settings)
+    assert not store.quarantined and not store.rebuild_pending
+    documents = store.get(ids, ["text", "embedding"])
+    stored = np.array([d["embedding"] for d in documents], dtype=np.float32)
+    assert np.allclose(stored, EMBEDDER.backend.encode([d["text"] for d in documents]), atol=1e-5)
+    for n in range(0, DOCS, 37):
+        (hits,) = store.search_many([(EMBEDDER.backend.encode([texts(DOCS)[n]])[0], 1, None)])
+        assert not isinstance(hits, Exception) and hits[0]["id"] == f"doc-{n}"
+    assert store.get(["doc-3"], ["metadata"])[0]["metadata"] == {"n": 0}
+
+
+def test_a_rebuild_interrupted_by_a_restart_resumes(settings):
+    """The marker outlives the process: a store opened with it (index intact, say the crash came
+    after the move) checks every document again and re-embeds only what lacks a vector."""
+    fill(settings, 50)
+    (settings.data_dir / REBUILD_MARKER).write_text("left by a crash\n")
+
+    async def scenario() -> None:
+        replica = store_replica(settings)
+        assert replica.index == {"state": "rebuilding"}
+        await replica._rebuild
+        assert replica.index == {"state": "ready", "rebuilt": 0}
+        replica.store.close()
+
+    asyncio.run(scenario())
+    assert not (settings.data_dir / REBUILD_MARKER).exists()
+
+
+def test_restoring_a_vector_never_overwrites_a_newer_write(settings):
+    """A document replaced or deleted while its old text was being re-embedded keeps its new state."""
+    store = TenantStore(settings)
+    now = ["the text as it is now", "kept as it was", "about to go"]
+    store.upsert(["a", "b", "c"], now, EMBEDDER.backend.encode(now), [{}, {"k": 1}, {}])
+    store.delete(["c"])
+    stale = ["the text as it was", "kept as it was", "about to go"]
+    assert store.restore_vectors(["a", "b", "c"], stale, EMBEDDER.backend.encode(stale)) == 1
+    (a, b) = store.get(["a", "b"], ["text", "metadata", "embedding"])
+    assert a["text"] == now[0] and np.allclose(a["embedding"], EMBEDDER.backend.encode([now[0]])[0], atol=1e-6)
+    assert b["metadata"] == {"k": 1} and store.count() == 2
