@@ -24,6 +24,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from bench import measure
 from bench.ports import free_port, side_ports
+from bench.readme import replace_section
 from bench.targets import REPO, TOP_K, ChromaServer, InProcess, Service, Target
 from bench.workload import Workload, load_workload
 from deployments.backends import EmbeddingBackend
@@ -31,8 +32,6 @@ from deployments.config import Settings, load_settings
 from deployments.embedder import load_backend
 from deployments.tenant_store import HNSW_CONFIGURATION, TenantStore
 
-README_START = "<!-- bench:start -->"
-README_END = "<!-- bench:end -->"
 EF_SEARCH_SWEEP = (32, 64, 100, 128, 256)  # 100 is chromadb's default
 
 
@@ -226,17 +225,6 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {memory_kb / 2**20:.0f} GiB, Python {platform.python_version()}"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        print(f"{readme} has no {README_START} ... {README_END} section; not updated", file=sys.stderr)
-        return
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
-    print(f"updated {readme}")
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not (args.eval_dir / "scifact" / "corpus.jsonl").is_file():
@@ -294,7 +282,7 @@ def main(argv: list[str]) -> int:
     print("\n" + table + "\n")
     (args.cache_dir / "latest.md").write_text(table + "\n")
     if not args.no_readme:
-        update_readme(args.readme, table)
+        replace_section(args.readme, "bench", table)
     return 0
 
 

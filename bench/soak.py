@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +33,7 @@ from typing import Any, Literal
 import httpx
 
 from bench import measure
-from bench.ports import free_port, side_ports
-from bench.targets import REPO, Service
+from bench.targets import REPO, own_service
 
 DESCRIPTION = "Soak the service: many clients mixing embed, search and delete; verify nothing was lost."
 ROUTES = ("embed", "search", "delete")
@@ -641,34 +640,6 @@ def run_soak(config: SoakConfig, pid: int | None = None, keep: bool = False) -> 
     return Report(config, start["tenant_id"], elapsed, stats, verification, sampler.samples)
 
 
-@contextlib.contextmanager
-def own_service(workdir: Path, cache_dir: Path, quota: int) -> Iterator[tuple[Service, str]]:
-    """The shipped launcher and config on free ports, with an API key as in production."""
-    from deployments.config import load_settings  # the service's settings, only when it is ours
-
-    settings = load_settings(
-        tenant_id="soak",
-        plan="starter",
-        max_docs=quota,
-        persist_dir=workdir / "data",
-        model_cache_dir=cache_dir / "model-cache",  # the ONNX export `make bench` keeps
-    )
-    api_key = secrets.token_hex(16)
-    service = Service(settings, free_port(), "serve_config.yaml", workdir, {"API_KEY": api_key, **side_ports()})
-    try:
-        print(f"starting the service (log: {service.log_path}) ...", flush=True)
-        print(f"healthy after {service.start():.1f} s", flush=True)
-        yield service, api_key
-    finally:
-        service.stop()
-        # The workdir goes with the run: keep the log, the first thing to read when a verdict fails.
-        kept = cache_dir / "soak-service.log"
-        if service.log_path.is_file():
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            kept.write_bytes(service.log_path.read_bytes())
-            print(f"service log kept in {kept}", flush=True)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=DESCRIPTION)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load")
@@ -702,7 +673,7 @@ def main(argv: list[str]) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
             quota = max(10_000, 2 * args.pool)
-            with own_service(Path(scratch), args.cache_dir, quota) as (service, api_key):
+            with own_service(Path(scratch), args.cache_dir, quota, tenant_id="soak") as (service, api_key):
                 report = run_soak(SoakConfig(url=service.url, api_key=api_key, **options), service.pid)
     print("\n" + report.render() + "\n")
     failed = [name for name, ok in report.verdicts.items() if not ok]

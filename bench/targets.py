@@ -6,12 +6,13 @@ configuration), ingests the real passages, and answers searches with the ids it 
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ import yaml
 from chromadb.config import Settings as ChromaSettings
 
 from bench.measure import SearchFn
+from bench.ports import free_port, side_ports
 from bench.workload import Passage
 from deployments.backends import EmbeddingBackend
-from deployments.config import Settings
+from deployments.config import Settings, load_settings
+from deployments.ranking import Query
 from deployments.tenant_store import TenantStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +155,7 @@ class InProcess:
         assert store is not None
 
         def search(query: str) -> list[str]:
-            found = store.search_many([(self.backend.encode([query])[0], TOP_K, None)])[0]
+            found = store.search_many([Query(self.backend.encode([query])[0], TOP_K)])[0]
             assert isinstance(found, list), found
             return [hit["id"] for hit in found]
 
@@ -225,3 +228,32 @@ class ChromaServer:
 
 Target = Service | InProcess | ChromaServer
 TargetFactory = Callable[[Settings, Path], Target]
+
+
+@contextlib.contextmanager
+def own_service(
+    workdir: Path, cache_dir: Path, quota: int, tenant_id: str, plan: str = "starter"
+) -> Iterator[tuple[Service, str]]:
+    """The shipped launcher and config on free ports, with an API key as in production; its log is
+    kept in `cache_dir` after the run."""
+    settings = load_settings(
+        tenant_id=tenant_id,
+        plan=plan,
+        max_docs=quota,
+        persist_dir=workdir / "data",
+        model_cache_dir=cache_dir / "model-cache",  # the ONNX export `make bench` keeps
+    )
+    api_key = secrets.token_hex(16)
+    service = Service(settings, free_port(), "serve_config.yaml", workdir, {"API_KEY": api_key, **side_ports()})
+    try:
+        print(f"starting the service (log: {service.log_path}) ...", flush=True)
+        print(f"healthy after {service.start():.1f} s", flush=True)
+        yield service, api_key
+    finally:
+        service.stop()
+        # The workdir goes with the run: keep the log, the first thing to read when a verdict fails.
+        kept = cache_dir / f"{tenant_id}-service.log"
+        if service.log_path.is_file():
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            kept.write_bytes(service.log_path.read_bytes())
+            print(f"service log kept in {kept}", flush=True)

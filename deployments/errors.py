@@ -100,6 +100,13 @@ class StorageUnavailable(ServiceError):
     status_code = 507
     error = "insufficient_storage"
 
+    @classmethod
+    def refused(cls, cause: object) -> "StorageUnavailable":
+        return cls(
+            f"the data folder cannot take writes ({cause}); nothing was stored. Searches still work; "
+            "free disk space or fix the folder's permissions, then retry"
+        )
+
 
 class Unauthorized(ServiceError):
     """No API key, or the wrong one, on a route that needs it."""

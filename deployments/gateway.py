@@ -18,6 +18,7 @@ from deployments.backends import Vectors
 from deployments.config import Settings
 from deployments.embedder import Embedded
 from deployments.errors import ServiceError, ServiceUnavailable
+from deployments.ranking import DEFAULT_HYBRID_WEIGHT, Query
 from deployments.rate_limits import RateLimiter
 from deployments.schemas import (
     CountResponse,
@@ -99,9 +100,19 @@ class Gateway:
         return result
 
     async def search_batch(self, requests: list[SearchRequest]) -> list[SearchResponse | ServiceError]:
-        """Many searches for the price of two hops: one Embedder call for all queries, one store call."""
-        embedded: Embedded = await _read("Embedder", self._embedder.embed.remote([r.query for r in requests]))
-        queries = [(vector, r.top_k, r.where) for vector, r in zip(embedded.vectors, requests, strict=True)]
+        """Many searches for the price of two hops: one Embedder call for all queries that need a
+        vector (keyword ones do not), one store call."""
+        needing = [i for i, r in enumerate(requests) if r.mode != "keyword"]
+        vectors: dict[int, Vectors] = {}
+        if needing:
+            embedded: Embedded = await _read(
+                "Embedder", self._embedder.embed.remote([requests[i].query for i in needing])
+            )
+            vectors = dict(zip(needing, embedded.vectors, strict=True))
+        queries = [
+            Query(vectors.get(i), r.top_k, r.where, r.query, r.mode, r.hybrid_weight or DEFAULT_HYBRID_WEIGHT)
+            for i, r in enumerate(requests)
+        ]
         found = await _read("ChromaStore", self._store.search_many.remote(queries))
         return [
             hits if isinstance(hits, ServiceError) else SearchResponse(results=[SearchHit(**hit) for hit in hits])

@@ -13,7 +13,10 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
+
+from deployments.ranking import DEFAULT_HYBRID_WEIGHT, SearchMode
 
 MAX_ID_CHARS = 256
 MAX_METADATA_KEYS = 64
@@ -137,14 +140,38 @@ class SearchRequest(_Body):
     query: str = Field(..., max_length=MAX_QUERY_CHARS, description="What to search for, in plain words.")
     top_k: int = Field(10, ge=1, description="How many results to return, at most the plan's max_top_k.")
     where: dict[str, Any] | None = Field(
-        None, description="chromadb metadata filter: $eq $ne $gt $gte $lt $lte $in $nin $and $or."
+        None,
+        description="chromadb metadata filter: $eq $ne $gt $gte $lt $lte $in $nin $and $or. Applies in every mode.",
+    )
+    mode: SearchMode = Field(
+        "semantic",
+        description="semantic: by meaning (the model's vectors); keyword: by the query's words (BM25); "
+        "hybrid: both rankings fused (best on our evaluation, README: Retrieval quality).",
+    )
+    hybrid_weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=f"mode hybrid only: the semantic ranking's share, the keyword one's being the rest "
+        f"(0 = keyword only, 1 = semantic only). Default {DEFAULT_HYBRID_WEIGHT}.",
     )
 
     _query_not_blank = field_validator("query")(_not_blank)
 
+    @model_validator(mode="after")
+    def _weight_only_for_hybrid(self) -> "SearchRequest":
+        if self.hybrid_weight is not None and self.mode != "hybrid":
+            raise ValueError(f"hybrid_weight applies to mode 'hybrid' only, and mode is {self.mode!r}")
+        return self
+
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"query": "pets resting on rugs", "top_k": 5, "where": {"source": "notes"}}]},
+        json_schema_extra={
+            "examples": [
+                {"query": "pets resting on rugs", "top_k": 5, "where": {"source": "notes"}},
+                {"query": "quarterly revenue growth", "mode": "hybrid", "hybrid_weight": 0.5},
+            ]
+        },
     )
 
 
@@ -152,7 +179,11 @@ class SearchHit(BaseModel):
     id: str
     text: str
     metadata: dict[str, MetadataValue]
-    score: float = Field(..., description="Cosine similarity to the query: 1 is identical, higher is closer.")
+    score: float = Field(
+        ...,
+        description="Higher is better; comparable within one mode. semantic: cosine similarity (1 = same "
+        "meaning); keyword: BM25 (0 and up, unbounded); hybrid: the fused score, 0 to 1 (README: Search modes).",
+    )
 
 
 class SearchResponse(BaseModel):

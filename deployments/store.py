@@ -13,7 +13,8 @@ from deployments.backends import Vectors
 from deployments.config import Settings
 from deployments.embedder import Embedded
 from deployments.errors import ServiceError
-from deployments.tenant_store import Hit, Metadata, Query, TenantStore
+from deployments.ranking import Query
+from deployments.tenant_store import Hit, Metadata, TenantStore
 
 T = TypeVar("T")
 

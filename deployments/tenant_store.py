@@ -5,6 +5,7 @@ in the running service, because two processes on one chromadb folder hang or dis
 """
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from deployments.errors import (
     StorageUnavailable,
 )
 from deployments.index_check import REBUILD_MARKER, quarantine_broken_indexes
+from deployments.keyword_index import KeywordIndex
+from deployments.ranking import HYBRID_CANDIDATES, Query, Scored, fuse
 
 # Cosine space because the model's vectors are compared by angle. A search breadth (ef_search)
 # well above chromadb's default keeps recall@10 against exact search high (see README, Performance).
@@ -43,9 +46,13 @@ STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly data
 # How chromadb words a read of a vector its index does not hold (while a broken index is rebuilt).
 VECTOR_MISSING = "Error finding id"
 
+KEYWORD_DIR = "keyword"
+PAGE = 1_000  # documents read at a time when the keyword index is rebuilt
+
+logger = logging.getLogger("ray.serve")
+
 Metadata = dict[str, str | int | float | bool]
 Hit = dict[str, Any]
-Query = tuple[Vectors, int, dict[str, Any] | None]  # (vector, top_k, where)
 
 
 class TenantStore:
@@ -74,6 +81,42 @@ class TenantStore:
             )
         # Writes are serialised so the quota check and the write it guards are one atomic step.
         self._write_lock = threading.Lock()
+        self.keywords = KeywordIndex(settings.data_dir / KEYWORD_DIR)
+        self._bring_keywords_in_step()
+
+    def _bring_keywords_in_step(self) -> None:
+        """Finish what a crash interrupted, and rebuild an index that is missing or has drifted."""
+        self.keywords.sync_pending(self._texts)
+        count = self._collection.count()
+        if self.keywords.count() != count:
+            logger.warning(
+                "keyword index holds %d documents, the store %d: rebuilding it", self.keywords.count(), count
+            )
+            self.keywords.rebuild(self._all_texts(count))
+
+    def _all_texts(self, count: int) -> Iterator[tuple[str, str]]:
+        for offset in range(0, count, PAGE):
+            found = self._collection.get(include=["documents"], limit=PAGE, offset=offset)
+            yield from zip(found["ids"], cast(list[str], found["documents"]), strict=True)
+
+    def _texts(self, ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        found = self._collection.get(ids=ids, include=["documents"])
+        return dict(zip(found["ids"], cast(list[str], found["documents"]), strict=True))
+
+    @contextmanager
+    def _keywords_follow(self, ids: list[str]) -> Iterator[None]:
+        """Bracket a chromadb write so the keyword index ends with what chromadb holds for `ids`
+        whatever happens (deployments.keyword_index)."""
+        self.keywords.mark_pending(ids)
+        try:
+            yield
+        finally:
+            try:
+                self.keywords.sync_pending(self._texts)
+            except Exception:  # the marks stay: the next write or start syncs them
+                logger.exception("keyword index update failed; it is retried on the next write")
 
     def count(self) -> int:
         return self._collection.count()
@@ -120,10 +163,6 @@ class TenantStore:
     def finish_rebuild(self) -> None:
         self._rebuild_marker.unlink(missing_ok=True)
 
-    def close(self) -> None:
-        """Release chromadb's files and threads (the replica's process exit does the same)."""
-        cast(Client, self._client).close()  # the concrete client has close(); the ClientAPI type lacks it
-
     def upsert(self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata]) -> int:
         """Add or replace documents, all or none; returns the count after the write."""
         with self._write_lock:
@@ -138,7 +177,7 @@ class TenantStore:
                     field="documents",
                 )
             replaced = [_replacing(old_metadata.get(id_), new) for id_, new in zip(ids, metadatas, strict=True)]
-            with _storage_errors():
+            with self._keywords_follow(ids), _storage_errors():
                 self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
             return count + added
 
@@ -182,43 +221,82 @@ class TenantStore:
         with self._write_lock:
             found = self._collection.get(ids=ids, include=[])["ids"]
             if found:
-                with _storage_errors():
+                with self._keywords_follow(found), _storage_errors():
                     self._collection.delete(ids=found)
             return len(found), self._collection.count()
 
     def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
-        """The top_k closest documents of each query, best first, scored by cosine similarity.
-        Queries sharing top_k and filter go to chromadb as one call; a bad filter fails only the
-        queries that carry it."""
-        groups: dict[str, list[int]] = {}
-        for index, (_, top_k, where) in enumerate(queries):
-            groups.setdefault(json.dumps([top_k, where or None], sort_keys=True), []).append(index)
+        """The top_k best documents of each query, best first, in its mode: `semantic` scores by
+        cosine similarity, `keyword` by BM25, `hybrid` by the fusion of both (deployments.ranking).
+        Vector searches sharing a size and filter go to chromadb as one call; a bad filter fails
+        only the queries that carry it."""
         results: list[list[Hit] | ServiceError] = [[] for _ in queries]
-        for members in groups.values():
-            _, top_k, where = queries[members[0]]
-            vectors = np.stack([queries[i][0] for i in members])
+        semantic = self._semantic_many([(i, q) for i, q in enumerate(queries) if q.mode != "keyword"])
+        for index, query in enumerate(queries):
             try:
-                for index, hits in zip(members, self._query(vectors, top_k, where), strict=True):
-                    results[index] = hits
+                found = semantic.get(index, [])
+                if isinstance(found, ServiceError):
+                    raise found
+                if query.mode == "semantic":
+                    results[index] = found
+                    continue
+                keyword = self._keyword(query.text, _candidates(query), query.where)
+                results[index] = keyword[: query.top_k] if query.mode == "keyword" else _fused(found, keyword, query)
             except InvalidFilter as exc:
-                for index in members:
-                    results[index] = exc
+                results[index] = exc
         return results
+
+    def _semantic_many(self, queries: list[tuple[int, Query]]) -> dict[int, list[Hit] | ServiceError]:
+        groups: dict[str, list[tuple[int, Query]]] = {}
+        for index, query in queries:
+            key = json.dumps([_candidates(query), query.where or None], sort_keys=True)
+            groups.setdefault(key, []).append((index, query))
+        found: dict[int, list[Hit] | ServiceError] = {}
+        for members in groups.values():
+            first = members[0][1]
+            vectors = np.stack([cast(Vectors, query.vector) for _, query in members])
+            try:
+                for (index, _), hits in zip(
+                    members, self._query(vectors, _candidates(first), first.where), strict=True
+                ):
+                    found[index] = hits
+            except InvalidFilter as exc:
+                found.update((index, exc) for index, _ in members)
+        return found
+
+    def _keyword(self, text: str, limit: int, where: dict[str, Any] | None) -> list[Hit]:
+        allowed = None
+        if where:  # chromadb resolves the filter; the keyword index ranks among what passes
+            with _filter_errors(where):
+                allowed = self._collection.get(where=where, include=[])["ids"]
+        return self._hits(self.keywords.search(text, limit, allowed))
+
+    def _hits(self, scored: Scored) -> list[Hit]:
+        """Hits for (id, score) pairs, with the stored text and metadata; ids deleted since are left out."""
+        if not scored:
+            return []
+        found = self._collection.get(ids=[id_ for id_, _ in scored], include=["documents", "metadatas"])
+        stored = {
+            id_: (text, metadata)
+            for id_, text, metadata in zip(
+                found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True
+            )
+        }
+        return [
+            {"id": id_, "text": stored[id_][0], "metadata": stored[id_][1] or {}, "score": score}
+            for id_, score in scored
+            if id_ in stored
+        ]
 
     def _query(self, vectors: Vectors, top_k: int, where: dict[str, Any] | None) -> list[list[Hit]]:
         where = where or None  # an empty filter means no filter
-        try:
+        with _filter_errors(where):
             found = self._collection.query(
                 query_embeddings=vectors,
                 n_results=top_k,
                 where=where,
                 include=["documents", "metadatas", "distances"],
             )
-        except (ValueError, TypeError, InvalidArgumentError) as exc:
-            # chromadb validates the filter as it queries; its message says what is wrong.
-            if where is None:
-                raise
-            raise InvalidFilter(str(exc), field="where") from None
         documents = cast(list[list[str]], found["documents"])
         metadatas = cast(list[list[Metadata | None]], found["metadatas"])
         distances = cast(list[list[float]], found["distances"])
@@ -233,6 +311,35 @@ class TenantStore:
             for row in zip(found["ids"], documents, metadatas, distances, strict=True)
         ]
 
+    def close(self) -> None:
+        """Release chromadb's and tantivy's files and threads (the process's exit does the same)."""
+        self.keywords.close()
+        cast(Client, self._client).close()  # the concrete client has close(); the ClientAPI type lacks it
+
+
+def _candidates(query: Query) -> int:
+    """How many results each ranking gives: top_k, or more for hybrid fusion to choose from."""
+    return query.top_k if query.mode == "semantic" else max(query.top_k, HYBRID_CANDIDATES)
+
+
+def _fused(semantic: list[Hit], keyword: list[Hit], query: Query) -> list[Hit]:
+    ranked = fuse(
+        [(hit["id"], hit["score"]) for hit in semantic], [(hit["id"], hit["score"]) for hit in keyword], query.weight
+    )
+    by_id = {hit["id"]: hit for hit in [*keyword, *semantic]}
+    return [{**by_id[id_], "score": score} for id_, score in ranked[: query.top_k]]
+
+
+@contextmanager
+def _filter_errors(where: dict[str, Any] | None) -> Iterator[None]:
+    """chromadb validates a filter as it uses it; its message says what is wrong."""
+    try:
+        yield
+    except (ValueError, TypeError, InvalidArgumentError) as exc:
+        if not where:
+            raise
+        raise InvalidFilter(str(exc), field="where") from None
+
 
 @contextmanager
 def _storage_errors() -> Iterator[None]:
@@ -243,10 +350,7 @@ def _storage_errors() -> Iterator[None]:
     except InternalError as exc:
         if not any(failure in str(exc) for failure in STORAGE_FAILURES):
             raise
-        raise StorageUnavailable(
-            f"the data folder cannot take writes ({exc}); nothing was stored. Searches still work; "
-            "free disk space or fix the folder's permissions, then retry"
-        ) from None
+        raise StorageUnavailable.refused(exc) from None
 
 
 class IndexRebuilding(ServiceUnavailable):

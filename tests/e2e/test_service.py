@@ -122,6 +122,18 @@ def test_search_finds_the_document_that_means_the_same(api, corpus):
     assert best["text"] == CORPUS["music"] and best["metadata"]["topic"] == "music"
 
 
+def test_keyword_and_hybrid_modes(api, corpus):
+    """keyword finds words (stemmed) the query shares, not meanings; hybrid finds both kinds."""
+    assert [hit["id"] for hit in search(api, "tomato seedlings frost", mode="keyword")][:1] == ["gardening"]
+    assert search(api, "kitty napping", mode="keyword") == []  # no word in common with any document
+    assert [hit["id"] for hit in search(api, "a kitty napping in the sunshine", mode="hybrid")][:1] == ["pets"]
+    scored = search(api, "tomatoes", mode="keyword", where={"science": False})
+    assert {hit["id"] for hit in scored} == {"cooking", "gardening"} and all(hit["score"] > 0 for hit in scored)
+    fused = search(api, "tomatoes", mode="hybrid", top_k=8)
+    assert {hit["id"] for hit in fused[:2]} == {"cooking", "gardening"}
+    assert all(0.0 <= hit["score"] <= 1.0 for hit in fused)
+
+
 def test_filters(api, corpus):
     ids = lambda where: {hit["id"] for hit in search(api, "anything at all", top_k=50, where=where)}  # noqa: E731
     assert ids({"topic": "space"}) == {"space"}

@@ -25,6 +25,7 @@ from deployments.index_check import (
     index_folders,
     quarantine_broken_indexes,
 )
+from deployments.ranking import Query
 from deployments.store import ChromaStore
 from deployments.tenant_store import IndexRebuilding, TenantStore
 from tests.fakes import FakeEmbedder, LocalHandle
@@ -193,7 +194,7 @@ def test_a_broken_index_is_moved_aside_and_rebuilt_from_the_stored_texts(setting
     stored = np.array([d["embedding"] for d in documents], dtype=np.float32)
     assert np.allclose(stored, EMBEDDER.backend.encode([d["text"] for d in documents]), atol=1e-5)
     for n in range(0, DOCS, 37):
-        (hits,) = store.search_many([(EMBEDDER.backend.encode([texts(DOCS)[n]])[0], 1, None)])
+        (hits,) = store.search_many([Query(EMBEDDER.backend.encode([texts(DOCS)[n]])[0], 1)])
         assert not isinstance(hits, Exception) and hits[0]["id"] == f"doc-{n}"
     assert store.get(["doc-3"], ["metadata"])[0]["metadata"] == {"n": 0}
 

@@ -175,8 +175,9 @@ def close(client: ClientAPI) -> None:
 def test_concurrent_writes_are_linearizable_and_respect_the_quota(ops: list[Op]) -> None:
     """Concurrent upserts and deletes behave as the same writes one at a time: the count each write
     reports and the final count match the collection's real content, the quota is never exceeded,
-    a refused upsert stores nothing of its batch, and the final documents (which write wrote each)
-    are exactly what a sequential replay of the writes, in an order consistent with real time, gives."""
+    a refused upsert stores nothing of its batch, the keyword index ends in step with chromadb, and
+    the final documents (which write wrote each) are exactly what a sequential replay of the writes,
+    in an order consistent with real time, gives."""
     with tempfile.TemporaryDirectory() as folder:
         store_settings = tenant_settings(Path(folder))
         store = TenantStore(store_settings)
@@ -184,6 +185,12 @@ def test_concurrent_writes_are_linearizable_and_respect_the_quota(ops: list[Op])
             outcomes = run_concurrently(store, ops)
             final = stored_documents(store_settings)
             reported_count = store.count()
+            keyword_count = store.keywords.count()
+            # Which ids the keyword index finds for each writer's number (its texts' only own word).
+            keyword_found = {
+                text: {hit for hit, _ in store.keywords.search(text.split()[-1], QUOTA)}
+                for text in {t for _, t in final}
+            }
         finally:
             store.close()
 
@@ -200,6 +207,10 @@ def test_concurrent_writes_are_linearizable_and_respect_the_quota(ops: list[Op])
         assert {id_ for id_, _ in final} <= acknowledged
         refused_texts = {text_of(i) for i, a in enumerate(answers) if a.refused}
         assert not {text for _, text in final} & refused_texts
+
+        # The keyword index holds exactly the final texts, each under the ids that hold it.
+        assert keyword_count == len(final)
+        assert keyword_found == {text: {i for i, t in final if t == text} for text in keyword_found}
 
         # Some sequential order explains every answer and the final content.
         assert find_linearization(ops, outcomes, final) is not None, (ops, outcomes, sorted(final))

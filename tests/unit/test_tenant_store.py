@@ -9,6 +9,7 @@ import pytest
 
 from deployments.backends import HashingBackend
 from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded
+from deployments.ranking import Query
 from deployments.tenant_store import TenantStore
 
 BACKEND = HashingBackend()
@@ -22,7 +23,7 @@ def add(store, docs):
 
 
 def search(store, text, top_k=10, where=None):
-    (hits,) = store.search_many([(BACKEND.encode([text])[0], top_k, where)])
+    (hits,) = store.search_many([Query(BACKEND.encode([text])[0], top_k, where)])
     if isinstance(hits, Exception):
         raise hits
     return hits
@@ -128,7 +129,12 @@ def test_search_many_answers_each_query_and_isolates_bad_filters(settings):
     add(store, {"a": ("red apples", {"n": 1}), "b": ("fast cars", {"n": 2}), "c": ("blue whales", {"n": 3})})
     vectors = BACKEND.encode(["apples", "cars", "whales", "cars"])
     results = store.search_many(
-        [(vectors[0], 1, None), (vectors[1], 2, None), (vectors[2], 1, {"n": {"$gt": "x"}}), (vectors[3], 3, {"n": 2})]
+        [
+            Query(vectors[0], 1),
+            Query(vectors[1], 2),
+            Query(vectors[2], 1, {"n": {"$gt": "x"}}),
+            Query(vectors[3], 3, {"n": 2}),
+        ]
     )
     assert isinstance(results[2], InvalidFilter)
     ids = [[hit["id"] for hit in hits] if isinstance(hits, list) else [] for hits in results]

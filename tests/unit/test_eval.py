@@ -1,0 +1,36 @@
+"""bench/eval.py's metrics on hand-computed cases, and the STS Benchmark check of the ONNX backend
+(the one the service runs on CPU) against the published model's score."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.eval import EVAL_DIR, PUBLISHED_STS, STS_TOLERANCE, ndcg_at, overlap_at, recall_at, sts_spearman
+from deployments.config import load_settings
+from deployments.embedder import load_backend
+
+QRELS = {"q1": {"d1": 1, "d4": 1}, "q2": {"d9": 2}}
+
+
+def test_ndcg_and_recall_follow_beir_conventions():
+    run = {"q1": ["q1", "d4", "d2", "d1"], "q2": ["d9"]}  # q1's own id is skipped, as BEIR does
+    ideal_q1 = 1 + 1 / math.log2(3)
+    expected_q1 = (1 + 1 / math.log2(4)) / ideal_q1  # d4 at rank 1, d1 at rank 3
+    assert ndcg_at(run, QRELS, 10) == pytest.approx(100 * (expected_q1 + 1.0) / 2)
+    assert recall_at(run, QRELS, 1) == pytest.approx(100 * (0.5 + 1.0) / 2)
+    assert recall_at({}, QRELS, 10) == 0.0
+
+
+def test_overlap_is_the_share_of_the_exact_top_k_found():
+    exact = {"q": ["a", "b", "c", "d"]}
+    assert overlap_at({"q": ["b", "a", "x", "y"]}, exact, 2) == 1.0
+    assert overlap_at({"q": ["x", "a", "c", "y"]}, exact, 4) == 0.5
+
+
+def test_the_onnx_backend_is_still_the_published_model_on_sts_benchmark(tmp_path: Path):
+    folder = EVAL_DIR / "stsbenchmark"
+    if not (folder / "sts-test.csv").is_file():
+        pytest.skip(f"STS Benchmark not found at {folder} (../shared/eval is absent on this machine)")
+    backend = load_backend(load_settings(_env_file=None, embed_backend="onnx", model_cache_dir=tmp_path))
+    assert sts_spearman(backend, folder) == pytest.approx(PUBLISHED_STS, abs=STS_TOLERANCE)
