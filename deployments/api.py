@@ -15,6 +15,8 @@ from deployments.errors import MalformedBody, NotFound, ServiceError
 from deployments.gateway import Gateway
 from deployments.rate_limits import RateLimitMiddleware
 from deployments.schemas import (
+    BatchSearchRequest,
+    BatchSearchResponse,
     CountResponse,
     DeleteRequest,
     DeleteResponse,
@@ -26,14 +28,20 @@ from deployments.schemas import (
     GetRequest,
     GetResponse,
     HealthResponse,
+    ListRequest,
+    ListResponse,
     SearchRequest,
     SearchResponse,
+    UpdateRequest,
+    UpdateResponse,
 )
 
 DESCRIPTION = """\
-Semantic search over one tenant's documents. Add documents with `POST /embed/`, find them by meaning
-with `POST /search/`, fetch them by id with `POST /get/` or `GET /documents/{id}`, count them with
-`GET /count/`, remove them with `POST /delete/`; `GET /healthz/` reports the instance.
+Search over one tenant's documents. Add documents with `POST /embed/`, find them by meaning, by
+words or both with `POST /search/` (several at once with `POST /search/batch/`), fetch them by id
+with `POST /get/` or `GET /documents/{id}`, page through them with `POST /list/`, count them with
+`GET /count/`, change their metadata with `POST /update/`, remove them by id or filter with
+`POST /delete/`; `GET /healthz/` reports the instance.
 Errors are JSON: `{"error": "<name>", "message": "<what is wrong>", "field": "<path>"}`.
 When the instance has an API key, send it as `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
 on every route but `GET /healthz/`.
@@ -91,29 +99,75 @@ async def embed(body: EmbedRequest, gateway: GatewayDep) -> EmbedResponse:
     return await gateway.embed(body)
 
 
-@route("POST", "/search", response_model=SearchResponse, summary="Search by meaning")
+@route("POST", "/search", response_model=SearchResponse, summary="Search by meaning, by words, or both")
 async def search(body: SearchRequest, gateway: GatewayDep) -> SearchResponse:
-    """Return the `top_k` documents closest in meaning to `query`, best first. `score` is cosine
-    similarity (1 identical, higher closer). `where` filters on metadata with chromadb's operators,
-    e.g. `{"$and": [{"page": {"$gte": 2}}, {"source": {"$in": ["notes", "mail"]}}]}`.
+    """Return the `top_k` best documents for `query`, best first. `mode`: `semantic` (by meaning;
+    `score` is cosine similarity), `keyword` (by the query's words; BM25) or `hybrid` (both, fused;
+    0 to 1, `hybrid_weight` the semantic share). Or search by your own `vector` (semantic).
+    `where` filters on metadata with chromadb's operators, e.g. `{"$and": [{"page": {"$gte": 2}},
+    {"source": {"$in": ["notes", "mail"]}}]}`; `where_document` on the text, e.g.
+    `{"$contains": "invoice"}`.
 
     ```
     curl -X POST localhost:8000/search/ -H 'Content-Type: application/json' \\
-      -d '{"query": "pets resting on rugs", "top_k": 3}'
+      -d '{"query": "pets resting on rugs", "top_k": 3, "mode": "hybrid"}'
     ```
     """
     return await gateway.search(body)
 
 
-@route("POST", "/delete", response_model=DeleteResponse, summary="Delete documents by id")
+@route("POST", "/search/batch", response_model=BatchSearchResponse, summary="Several searches in one request")
+async def search_batch(body: BatchSearchRequest, gateway: GatewayDep) -> BatchSearchResponse:
+    """Up to 32 searches, each as `POST /search/` takes it, answered in order. Each counts against
+    the plan's requests per second. The first that fails fails the request; `field` says which
+    (`searches.2.where`).
+
+    ```
+    curl -X POST localhost:8000/search/batch/ -H 'Content-Type: application/json' \\
+      -d '{"searches": [{"query": "pets"}, {"query": "tax", "mode": "keyword"}]}'
+    ```
+    """
+    return await gateway.search_many(body)
+
+
+@route("POST", "/delete", response_model=DeleteResponse, summary="Delete documents by id or by filter")
 async def delete(body: DeleteRequest, gateway: GatewayDep) -> DeleteResponse:
-    """Delete the given ids. Unknown ids are not an error; `deleted` counts those that existed.
+    """Delete the given `ids` (unknown ids are not an error), or every document matching `where`
+    and/or `where_document`: all of them or, if more than the plan's documents per request match,
+    none (422). `deleted` counts what was deleted.
 
     ```
     curl -X POST localhost:8000/delete/ -H 'Content-Type: application/json' -d '{"ids": ["doc-1"]}'
+    curl -X POST localhost:8000/delete/ -H 'Content-Type: application/json' -d '{"where": {"source": "old"}}'
     ```
     """
     return await gateway.delete(body)
+
+
+@route("POST", "/update", response_model=UpdateResponse, summary="Replace documents' metadata")
+async def update(body: UpdateRequest, gateway: GatewayDep) -> UpdateResponse:
+    """Replace the metadata of existing documents without re-embedding them (text and vector stay).
+    All of them or none: an unknown id is a 404 naming it.
+
+    ```
+    curl -X POST localhost:8000/update/ -H 'Content-Type: application/json' \\
+      -d '{"documents": [{"id": "doc-1", "metadata": {"source": "notes", "page": 4}}]}'
+    ```
+    """
+    return await gateway.update(body)
+
+
+@route("POST", "/list", response_model=ListResponse, summary="List documents, a page at a time")
+async def list_documents(body: ListRequest, gateway: GatewayDep) -> ListResponse:
+    """A page of `limit` documents matching the optional filters, in the order they were first
+    added, from `offset`; pass `next_offset` back for the next page (null on the last). Writes
+    between pages shift later pages: a document may then be skipped or seen twice.
+
+    ```
+    curl -X POST localhost:8000/list/ -H 'Content-Type: application/json' -d '{"limit": 100, "offset": 0}'
+    ```
+    """
+    return await gateway.list(body)
 
 
 @route("POST", "/get", response_model=GetResponse, summary="Get documents by id")

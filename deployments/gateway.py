@@ -17,10 +17,12 @@ from deployments import limits
 from deployments.backends import Vectors
 from deployments.config import Settings
 from deployments.embedder import Embedded
-from deployments.errors import ServiceError, ServiceUnavailable
+from deployments.errors import InvalidRequest, ServiceError, ServiceUnavailable
 from deployments.ranking import DEFAULT_HYBRID_WEIGHT, Query
 from deployments.rate_limits import RateLimiter
 from deployments.schemas import (
+    BatchSearchRequest,
+    BatchSearchResponse,
     CountResponse,
     DeleteRequest,
     DeleteResponse,
@@ -31,10 +33,14 @@ from deployments.schemas import (
     GetRequest,
     GetResponse,
     HealthResponse,
+    ListRequest,
+    ListResponse,
     PlanLimitsOut,
     SearchHit,
     SearchRequest,
     SearchResponse,
+    UpdateRequest,
+    UpdateResponse,
 )
 
 HEALTH_PROBE_TIMEOUT_S = 2.0
@@ -93,24 +99,53 @@ class Gateway:
         return Embedded(vectors, truncated)
 
     async def search(self, request: SearchRequest) -> SearchResponse:
-        limits.check_search(request, self.settings.limits)
+        self._check_search(request)
         result = await self._search_batcher(request)
         if isinstance(result, ServiceError):
             raise result
         return result
 
+    async def search_many(self, request: BatchSearchRequest) -> BatchSearchResponse:
+        """Several searches in one request: each checked and answered as /search/ does, in one
+        batch; the first that fails fails the request, its field named within `searches`."""
+        for index, search in enumerate(request.searches):
+            self._check_search(search, f"searches.{index}.")
+        if len(request.searches) > 1:
+            self.rate_limiter.admit_request(len(request.searches) - 1)  # the middleware counted one
+        results = await self.search_batch(request.searches)
+        for index, result in enumerate(results):
+            if isinstance(result, ServiceError):
+                raise type(result)(result.message, field=f"searches.{index}.{result.field or ''}".rstrip("."))
+        return BatchSearchResponse(results=[r for r in results if isinstance(r, SearchResponse)])
+
+    def _check_search(self, request: SearchRequest, field: str = "") -> None:
+        limits.check_search(request, self.settings.limits, field)
+        if request.vector is not None and len(request.vector) != self.settings.dimension:
+            raise InvalidRequest(
+                f"vector has {len(request.vector)} numbers; this instance's model ({self.settings.model_name}) "
+                f"makes {self.settings.dimension}",
+                field=f"{field}vector",
+            )
+
     async def search_batch(self, requests: list[SearchRequest]) -> list[SearchResponse | ServiceError]:
         """Many searches for the price of two hops: one Embedder call for all queries that need a
-        vector (keyword ones do not), one store call."""
-        needing = [i for i, r in enumerate(requests) if r.mode != "keyword"]
-        vectors: dict[int, Vectors] = {}
+        vector (keyword ones and those that bring their own do not), one store call."""
+        needing = [i for i, r in enumerate(requests) if r.mode != "keyword" and r.vector is None]
+        vectors = {i: np.asarray(r.vector, dtype=np.float32) for i, r in enumerate(requests) if r.vector is not None}
         if needing:
-            embedded: Embedded = await _read(
-                "Embedder", self._embedder.embed.remote([requests[i].query for i in needing])
-            )
-            vectors = dict(zip(needing, embedded.vectors, strict=True))
+            texts = [requests[i].query or "" for i in needing]
+            embedded: Embedded = await _read("Embedder", self._embedder.embed.remote(texts))
+            vectors.update(zip(needing, embedded.vectors, strict=True))
         queries = [
-            Query(vectors.get(i), r.top_k, r.where, r.query, r.mode, r.hybrid_weight or DEFAULT_HYBRID_WEIGHT)
+            Query(
+                vectors.get(i),
+                r.top_k,
+                r.where,
+                r.query or "",
+                r.mode,
+                r.hybrid_weight or DEFAULT_HYBRID_WEIGHT,
+                r.where_document,
+            )
             for i, r in enumerate(requests)
         ]
         found = await _read("ChromaStore", self._store.search_many.remote(queries))
@@ -129,13 +164,41 @@ class Gateway:
         missing = [id_ for id_ in dict.fromkeys(request.ids) if id_ not in present]
         return GetResponse(documents=[DocumentOut(**document) for document in found], missing=missing)
 
+    async def list(self, request: ListRequest) -> ListResponse:
+        limits.check_list(request, self.settings.limits)
+        include = list(dict.fromkeys(request.include))
+        documents, next_offset = await _read(
+            "ChromaStore",
+            self._store.page.remote(request.limit, request.offset, request.where, request.where_document, include),
+        )
+        return ListResponse(documents=[DocumentOut(**document) for document in documents], next_offset=next_offset)
+
+    async def update(self, request: UpdateRequest) -> UpdateResponse:
+        limits.check_update(request, self.settings.limits)
+        self.rate_limiter.admit_documents(len(request.documents))
+        ids = [document.id for document in request.documents]
+        metadatas = [document.metadata for document in request.documents]
+        return UpdateResponse(updated=await _call("ChromaStore", self._store.update_metadata.remote(ids, metadatas)))
+
     async def count(self) -> CountResponse:
         return CountResponse(count=await _read("ChromaStore", self._store.count.remote()), quota=self.settings.quota)
 
     async def delete(self, request: DeleteRequest) -> DeleteResponse:
+        if request.ids is None:
+            return await self._delete_matching(request)
         limits.check_ids(request.ids, self.settings.limits)
         self.rate_limiter.admit_documents(len(request.ids))
         deleted, count = await _call("ChromaStore", self._store.delete.remote(request.ids))
+        return DeleteResponse(deleted=deleted, count=count)
+
+    async def _delete_matching(self, request: DeleteRequest) -> DeleteResponse:
+        """By filter: how many match is read first, so that they are charged to documents/s as
+        deleting them by id would be; the store refuses more than a request's worth."""
+        most = self.settings.limits.max_docs_per_request
+        filters = (request.where, request.where_document)
+        matching = await _read("ChromaStore", self._store.count_matching.remote(*filters, most))
+        self.rate_limiter.admit_documents(min(matching, most))
+        deleted, count = await _call("ChromaStore", self._store.delete_where.remote(*filters, most))
         return DeleteResponse(deleted=deleted, count=count)
 
     async def health(self) -> HealthResponse:

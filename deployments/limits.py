@@ -5,28 +5,33 @@ from collections.abc import Mapping
 
 from deployments.errors import PlanLimitExceeded
 from deployments.plans import Plan
-from deployments.schemas import EmbedRequest, SearchRequest
+from deployments.schemas import EmbedRequest, ListRequest, SearchRequest, UpdateRequest
 
 
 def check_embed(request: EmbedRequest, plan: Plan) -> None:
-    if len(request.documents) > plan.max_docs_per_request:
-        raise PlanLimitExceeded(
-            f"{len(request.documents)} documents in one request; plan {plan.name!r} allows "
-            f"{plan.max_docs_per_request}: split the request",
-            field="documents",
-        )
+    check_count(len(request.documents), plan, "documents")
     for index, doc in enumerate(request.documents):
         if len(doc.text) > plan.max_text_chars:
             raise PlanLimitExceeded(
                 f"text has {len(doc.text)} characters; plan {plan.name!r} allows {plan.max_text_chars}",
                 field=f"documents.{index}.text",
             )
-        size = metadata_bytes(doc.metadata)
-        if size > plan.max_metadata_bytes:
-            raise PlanLimitExceeded(
-                f"metadata is {size} bytes as JSON; plan {plan.name!r} allows {plan.max_metadata_bytes} per document",
-                field=f"documents.{index}.metadata",
-            )
+        check_metadata(doc.metadata, plan, f"documents.{index}.metadata")
+
+
+def check_update(request: UpdateRequest, plan: Plan) -> None:
+    check_count(len(request.documents), plan, "documents")
+    for index, doc in enumerate(request.documents):
+        check_metadata(doc.metadata, plan, f"documents.{index}.metadata")
+
+
+def check_metadata(metadata: Mapping[str, object], plan: Plan, field: str) -> None:
+    size = metadata_bytes(metadata)
+    if size > plan.max_metadata_bytes:
+        raise PlanLimitExceeded(
+            f"metadata is {size} bytes as JSON; plan {plan.name!r} allows {plan.max_metadata_bytes} per document",
+            field=field,
+        )
 
 
 def metadata_bytes(metadata: Mapping[str, object]) -> int:
@@ -34,16 +39,27 @@ def metadata_bytes(metadata: Mapping[str, object]) -> int:
     return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def check_search(request: SearchRequest, plan: Plan) -> None:
+def check_search(request: SearchRequest, plan: Plan, field: str = "") -> None:
+    """`field`: where the search sits in the body ("searches.3." in a batch)."""
     if request.top_k > plan.max_top_k:
         raise PlanLimitExceeded(
-            f"top_k is {request.top_k}; plan {plan.name!r} allows at most {plan.max_top_k}", field="top_k"
+            f"top_k is {request.top_k}; plan {plan.name!r} allows at most {plan.max_top_k}", field=f"{field}top_k"
         )
+
+
+def check_list(request: ListRequest, plan: Plan) -> None:
+    check_count(request.limit, plan, "limit")
 
 
 def check_ids(ids: list[str], plan: Plan) -> None:
     """Ids in one /delete/ or /get/."""
-    if len(ids) > plan.max_docs_per_request:
+    check_count(len(ids), plan, "ids")
+
+
+def check_count(count: int, plan: Plan, field: str) -> None:
+    """Documents (or ids) one request names or asks for: at most the plan's max_docs_per_request."""
+    if count > plan.max_docs_per_request:
         raise PlanLimitExceeded(
-            f"{len(ids)} ids in one request; plan {plan.name!r} allows {plan.max_docs_per_request}", field="ids"
+            f"{count} documents in one request; plan {plan.name!r} allows {plan.max_docs_per_request}: split it",
+            field=field,
         )

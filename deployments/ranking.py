@@ -27,6 +27,7 @@ class Query(NamedTuple):
     text: str = ""  # the query's words, for the keyword index
     mode: SearchMode = "semantic"
     weight: float = DEFAULT_HYBRID_WEIGHT  # hybrid only: the semantic share
+    where_document: dict[str, Any] | None = None  # a filter on the stored text
 
 
 def fuse(semantic: Scored, keyword: Scored, weight: float) -> Scored:

@@ -22,8 +22,9 @@ class RateLimiter:
         self._requests = RateLimitItemPerSecond(plan.requests_per_s)
         self._documents = RateLimitItemPerSecond(plan.documents_per_s)
 
-    def admit_request(self) -> None:
-        if not self._windows.hit(self._requests, "requests"):
+    def admit_request(self, count: int = 1) -> None:
+        """Charge `count` requests (a batch of searches counts each search)."""
+        if not self._windows.hit(self._requests, "requests", cost=count):
             raise RateLimited(
                 f"more than {self._plan.requests_per_s} requests in one second; plan {self._plan.name!r} "
                 "allows no more: retry after the Retry-After header's seconds"

@@ -9,7 +9,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FiniteFloat,
     PlainValidator,
+    StrictInt,
     StringConstraints,
     WithJsonSchema,
     field_validator,
@@ -22,6 +24,7 @@ MAX_ID_CHARS = 256
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY_CHARS = 128
 MAX_QUERY_CHARS = 2_000
+MAX_BATCH_SEARCHES = 32
 
 # Ids are stored by chromadb and written to logs: no control characters (NUL included).
 DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -136,13 +139,23 @@ class EmbedResponse(BaseModel):
     )
 
 
+Filter = dict[str, Any]
+WHERE = "chromadb metadata filter: $eq $ne $gt $gte $lt $lte $in $nin $and $or."
+WHERE_DOCUMENT = (
+    'chromadb filter on the stored text: {"$contains": "words"}, {"$not_contains": "words"}, combined with $and/$or.'
+)
+
+
 class SearchRequest(_Body):
-    query: str = Field(..., max_length=MAX_QUERY_CHARS, description="What to search for, in plain words.")
-    top_k: int = Field(10, ge=1, description="How many results to return, at most the plan's max_top_k.")
-    where: dict[str, Any] | None = Field(
-        None,
-        description="chromadb metadata filter: $eq $ne $gt $gte $lt $lte $in $nin $and $or. Applies in every mode.",
+    query: str | None = Field(
+        None, max_length=MAX_QUERY_CHARS, description="What to search for, in plain words. Give query or vector."
     )
+    vector: list[FiniteFloat] | None = Field(
+        None, description="Search by this vector instead of a query (semantic mode; DIMENSION numbers)."
+    )
+    top_k: int = Field(10, ge=1, description="How many results to return, at most the plan's max_top_k.")
+    where: Filter | None = Field(None, description=f"{WHERE} In every mode.")
+    where_document: Filter | None = Field(None, description=f"{WHERE_DOCUMENT} In every mode.")
     mode: SearchMode = Field(
         "semantic",
         description="semantic: by meaning (the model's vectors); keyword: by the query's words (BM25); "
@@ -156,10 +169,17 @@ class SearchRequest(_Body):
         f"(0 = keyword only, 1 = semantic only). Default {DEFAULT_HYBRID_WEIGHT}.",
     )
 
-    _query_not_blank = field_validator("query")(_not_blank)
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str | None) -> str | None:
+        return None if value is None else _not_blank(value)
 
     @model_validator(mode="after")
-    def _weight_only_for_hybrid(self) -> "SearchRequest":
+    def _consistent(self) -> "SearchRequest":
+        if (self.query is None) == (self.vector is None):
+            raise ValueError("give either query (words) or vector (numbers), not both and not neither")
+        if self.vector is not None and self.mode != "semantic":
+            raise ValueError(f"a vector can only be searched in mode 'semantic', not {self.mode!r}")
         if self.hybrid_weight is not None and self.mode != "hybrid":
             raise ValueError(f"hybrid_weight applies to mode 'hybrid' only, and mode is {self.mode!r}")
         return self
@@ -170,6 +190,7 @@ class SearchRequest(_Body):
             "examples": [
                 {"query": "pets resting on rugs", "top_k": 5, "where": {"source": "notes"}},
                 {"query": "quarterly revenue growth", "mode": "hybrid", "hybrid_weight": 0.5},
+                {"query": "cats", "mode": "keyword", "where_document": {"$not_contains": "dog"}},
             ]
         },
     )
@@ -190,10 +211,41 @@ class SearchResponse(BaseModel):
     results: list[SearchHit] = Field(..., description="Best match first.")
 
 
-class DeleteRequest(_Body):
-    ids: list[DocumentId] = Field(..., min_length=1, description="Ids to delete; unknown ids are ignored.")
+class BatchSearchRequest(_Body):
+    searches: list[SearchRequest] = Field(
+        ..., min_length=1, max_length=MAX_BATCH_SEARCHES, description="Searches answered together, in order."
+    )
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": ["doc-1", "doc-2"]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"searches": [{"query": "pets", "top_k": 3}, {"query": "tax", "mode": "keyword"}]}]
+        },
+    )
+
+
+class BatchSearchResponse(BaseModel):
+    results: list[SearchResponse] = Field(..., description="One answer per search, in request order.")
+
+
+class DeleteRequest(_Body):
+    ids: list[DocumentId] | None = Field(None, min_length=1, description="Ids to delete; unknown ids are ignored.")
+    where: Filter | None = Field(None, description=f"Instead of ids: delete what matches. {WHERE}")
+    where_document: Filter | None = Field(None, description=f"Instead of ids: delete what matches. {WHERE_DOCUMENT}")
+
+    @model_validator(mode="after")
+    def _ids_or_filter(self) -> "DeleteRequest":
+        filtered = self.where is not None or self.where_document is not None
+        if (self.ids is None) == (not filtered):
+            raise ValueError("give either ids, or a filter (where, where_document), not both and not neither")
+        if filtered and not (self.where or self.where_document):
+            raise ValueError("an empty filter would delete every document: name what to delete")
+        return self
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"ids": ["doc-1", "doc-2"]}, {"where": {"source": "old-import"}}]},
+    )
 
 
 class DeleteResponse(BaseModel):
@@ -221,6 +273,52 @@ class DocumentOut(BaseModel):
     text: str | None = Field(None, description="With include 'text'.")
     metadata: dict[str, MetadataValue] | None = Field(None, description="With include 'metadata'.")
     embedding: list[float] | None = Field(None, description="With include 'embedding': the stored vector.")
+
+
+class ListRequest(_Body):
+    # Strict: JSON's true/false are not the numbers 1 and 0 here.
+    limit: StrictInt = Field(100, ge=1, description="Documents per page, at most the plan's max_docs_per_request.")
+    offset: StrictInt = Field(0, ge=0, description="Matching documents to skip: the previous page's next_offset.")
+    where: Filter | None = Field(None, description=WHERE)
+    where_document: Filter | None = Field(None, description=WHERE_DOCUMENT)
+    include: list[Include] = Field(
+        default_factory=lambda: list(DEFAULT_INCLUDE), description="What to return of each document."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"limit": 100, "offset": 0, "where": {"source": "notes"}}]}
+    )
+
+
+class ListResponse(BaseModel):
+    documents: list[DocumentOut] = Field(..., description="In the order the documents were first added.")
+    next_offset: int | None = Field(..., description="The offset of the next page; null on the last one.")
+
+
+class MetadataUpdate(_Body):
+    id: DocumentId
+    metadata: Metadata = Field(..., description="Replaces the document's metadata whole.")
+
+
+class UpdateRequest(_Body):
+    documents: list[MetadataUpdate] = Field(..., min_length=1, description="Existing documents and their new metadata.")
+
+    @field_validator("documents")
+    @classmethod
+    def _ids_unique(cls, documents: list[MetadataUpdate]) -> list[MetadataUpdate]:
+        ids = [doc.id for doc in documents]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each id may appear once per request")
+        return documents
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"documents": [{"id": "doc-1", "metadata": {"source": "notes", "page": 4}}]}]},
+    )
+
+
+class UpdateResponse(BaseModel):
+    updated: int = Field(..., description="Documents whose metadata was replaced (all of those asked).")
 
 
 class GetResponse(BaseModel):

@@ -14,7 +14,7 @@ from deployments.config import Settings
 from deployments.embedder import Embedded
 from deployments.errors import ServiceError
 from deployments.ranking import Query
-from deployments.tenant_store import Hit, Metadata, TenantStore
+from deployments.tenant_store import Filter, Hit, Metadata, TenantStore
 
 T = TypeVar("T")
 
@@ -54,6 +54,20 @@ class ChromaStore:
 
     async def delete(self, ids: list[str]) -> tuple[int, int]:
         return await self._write(lambda: self.store.delete(ids))
+
+    async def delete_where(self, where: Filter | None, where_document: Filter | None, most: int) -> tuple[int, int]:
+        return await self._write(lambda: self.store.delete_where(where, where_document, most))
+
+    async def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
+        return await asyncio.to_thread(self.store.count_matching, where, where_document, most)
+
+    async def update_metadata(self, ids: list[str], metadatas: list[Metadata]) -> int:
+        return await self._write(lambda: self.store.update_metadata(ids, metadatas))
+
+    async def page(
+        self, limit: int, offset: int, where: Filter | None, where_document: Filter | None, include: list[str]
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        return await asyncio.to_thread(self.store.page, limit, offset, where, where_document, include)
 
     async def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
         return await asyncio.to_thread(self.store.search_many, queries)

@@ -15,6 +15,7 @@ import chromadb
 import numpy as np
 from chromadb.api.client import Client
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
+from chromadb.api.types import validate_where, validate_where_document
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InternalError, InvalidArgumentError
 
@@ -23,6 +24,8 @@ from deployments.config import Settings
 from deployments.errors import (
     ConfigError,
     InvalidFilter,
+    NotFound,
+    PlanLimitExceeded,
     QuotaExceeded,
     ServiceError,
     ServiceUnavailable,
@@ -53,6 +56,8 @@ logger = logging.getLogger("ray.serve")
 
 Metadata = dict[str, str | int | float | bool]
 Hit = dict[str, Any]
+Filter = dict[str, Any]
+INCLUDED = {"text": "documents", "metadata": "metadatas", "embedding": "embeddings"}  # our names -> chromadb's
 
 
 class TenantStore:
@@ -200,26 +205,69 @@ class TenantStore:
 
     def get(self, ids: list[str], include: list[str]) -> list[dict[str, Any]]:
         """The stored documents among `ids`, in the order asked, with the fields `include` names."""
-        wanted = {"text": "documents", "metadata": "metadatas", "embedding": "embeddings"}
         with _vectors_missing():
-            found: Any = self._collection.get(ids=list(dict.fromkeys(ids)), include=[wanted[f] for f in include])  # type: ignore[misc]
-        columns = {field: found[wanted[field]] for field in include}
-        by_id: dict[str, dict[str, Any]] = {}
-        for row, id_ in enumerate(found["ids"]):
-            document: dict[str, Any] = {"id": id_}
-            for field, values in columns.items():
-                value = values[row] if values is not None else None
-                if field == "embedding" and value is not None:
-                    value = [float(x) for x in value]
-                document[field] = (value or {}) if field == "metadata" else value
-            by_id[id_] = document
+            found = self._collection.get(ids=list(dict.fromkeys(ids)), include=_included(include))
+        by_id = {document["id"]: document for document in _documents(found, include)}
         return [by_id[id_] for id_ in dict.fromkeys(ids) if id_ in by_id]
+
+    def page(
+        self, limit: int, offset: int, where: Filter | None, where_document: Filter | None, include: list[str]
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of the documents matching the filters, in the order they were first added, and the
+        offset of the next page (None on the last)."""
+        _check_filters(where, where_document)
+        with _vectors_missing():
+            found = self._collection.get(
+                **_filters(where, where_document),
+                limit=limit + 1,  # one more than asked says whether another page follows
+                offset=offset,
+                include=_included(include),
+            )
+        documents = _documents(found, include)
+        return documents[:limit], (offset + limit if len(documents) > limit else None)
+
+    def update_metadata(self, ids: list[str], metadatas: list[Metadata]) -> int:
+        """Replace the metadata of existing documents, all or none; text and vector stay."""
+        with self._write_lock:
+            existing = self._collection.get(ids=ids, include=["metadatas"])
+            old = dict(zip(existing["ids"], existing["metadatas"] or [], strict=True))
+            missing = [id_ for id_ in ids if id_ not in old]
+            if missing:
+                raise NotFound(
+                    f"no document with id {', '.join(map(repr, missing[:10]))}; nothing was updated", "documents"
+                )
+            replaced = [_replacing(old[id_], new) for id_, new in zip(ids, metadatas, strict=True)]
+            with _storage_errors():
+                self._collection.update(ids=ids, metadatas=replaced)  # type: ignore[arg-type]
+            return len(ids)
 
     def delete(self, ids: list[str]) -> tuple[int, int]:
         """Delete the ids that exist; returns (how many existed, count after). An id named twice counts once."""
         ids = list(dict.fromkeys(ids))  # chromadb refuses duplicate ids (DuplicateIDError)
         with self._write_lock:
             found = self._collection.get(ids=ids, include=[])["ids"]
+            if found:
+                with self._keywords_follow(found), _storage_errors():
+                    self._collection.delete(ids=found)
+            return len(found), self._collection.count()
+
+    def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
+        """How many documents match the filters, counted up to `most` + 1."""
+        _check_filters(where, where_document)
+        return len(self._collection.get(**_filters(where, where_document), limit=most + 1, include=[])["ids"])
+
+    def delete_where(self, where: Filter | None, where_document: Filter | None, most: int) -> tuple[int, int]:
+        """Delete every document matching the filters, all or none: refused when more than `most`
+        match (the plan's documents per request). Returns (how many were deleted, count after)."""
+        _check_filters(where, where_document)
+        with self._write_lock:
+            found = self._collection.get(**_filters(where, where_document), limit=most + 1, include=[])["ids"]
+            if len(found) > most:
+                raise PlanLimitExceeded(
+                    f"the filter matches more than {most} documents, the plan's most per request; nothing was "
+                    "deleted: narrow the filter, or delete by ids in pages (POST /list/)",
+                    field="where" if where else "where_document",
+                )
             if found:
                 with self._keywords_follow(found), _storage_errors():
                     self._collection.delete(ids=found)
@@ -240,7 +288,7 @@ class TenantStore:
                 if query.mode == "semantic":
                     results[index] = found
                     continue
-                keyword = self._keyword(query.text, _candidates(query), query.where)
+                keyword = self._keyword(query.text, _candidates(query), query.where, query.where_document)
                 results[index] = keyword[: query.top_k] if query.mode == "keyword" else _fused(found, keyword, query)
             except InvalidFilter as exc:
                 results[index] = exc
@@ -248,27 +296,31 @@ class TenantStore:
 
     def _semantic_many(self, queries: list[tuple[int, Query]]) -> dict[int, list[Hit] | ServiceError]:
         groups: dict[str, list[tuple[int, Query]]] = {}
-        for index, query in queries:
-            key = json.dumps([_candidates(query), query.where or None], sort_keys=True)
-            groups.setdefault(key, []).append((index, query))
         found: dict[int, list[Hit] | ServiceError] = {}
+        for index, query in queries:
+            try:
+                _check_filters(query.where, query.where_document)
+            except InvalidFilter as exc:
+                found[index] = exc
+                continue
+            key = json.dumps([_candidates(query), query.where or None, query.where_document or None], sort_keys=True)
+            groups.setdefault(key, []).append((index, query))
         for members in groups.values():
             first = members[0][1]
             vectors = np.stack([cast(Vectors, query.vector) for _, query in members])
             try:
-                for (index, _), hits in zip(
-                    members, self._query(vectors, _candidates(first), first.where), strict=True
-                ):
-                    found[index] = hits
+                answers = self._query(vectors, _candidates(first), first.where, first.where_document)
+                found.update((index, hits) for (index, _), hits in zip(members, answers, strict=True))
             except InvalidFilter as exc:
                 found.update((index, exc) for index, _ in members)
         return found
 
-    def _keyword(self, text: str, limit: int, where: dict[str, Any] | None) -> list[Hit]:
+    def _keyword(self, text: str, limit: int, where: Filter | None, where_document: Filter | None) -> list[Hit]:
+        _check_filters(where, where_document)
         allowed = None
-        if where:  # chromadb resolves the filter; the keyword index ranks among what passes
+        if where or where_document:  # chromadb resolves the filters; the keyword index ranks what passes
             with _filter_errors(where):
-                allowed = self._collection.get(where=where, include=[])["ids"]
+                allowed = self._collection.get(**_filters(where, where_document), include=[])["ids"]
         return self._hits(self.keywords.search(text, limit, allowed))
 
     def _hits(self, scored: Scored) -> list[Hit]:
@@ -288,13 +340,14 @@ class TenantStore:
             if id_ in stored
         ]
 
-    def _query(self, vectors: Vectors, top_k: int, where: dict[str, Any] | None) -> list[list[Hit]]:
-        where = where or None  # an empty filter means no filter
+    def _query(
+        self, vectors: Vectors, top_k: int, where: Filter | None, where_document: Filter | None
+    ) -> list[list[Hit]]:
         with _filter_errors(where):
             found = self._collection.query(
                 query_embeddings=vectors,
                 n_results=top_k,
-                where=where,
+                **_filters(where, where_document),
                 include=["documents", "metadatas", "distances"],
             )
         documents = cast(list[list[str]], found["documents"])
@@ -330,8 +383,45 @@ def _fused(semantic: list[Hit], keyword: list[Hit], query: Query) -> list[Hit]:
     return [{**by_id[id_], "score": score} for id_, score in ranked[: query.top_k]]
 
 
+def _check_filters(where: Filter | None, where_document: Filter | None) -> None:
+    """chromadb's own validation of each filter, so a bad one is named (an empty one means none)."""
+    for field, value, validate in (
+        ("where", where, validate_where),
+        ("where_document", where_document, validate_where_document),
+    ):
+        if value:
+            try:
+                validate(cast(Any, value))
+            except (ValueError, TypeError) as exc:
+                raise InvalidFilter(str(exc), field=field) from None
+
+
+def _filters(where: Filter | None, where_document: Filter | None) -> dict[str, Any]:
+    """chromadb's filter arguments; an empty filter means none."""
+    return {"where": where or None, "where_document": where_document or None}
+
+
+def _included(include: list[str]) -> Any:
+    return [INCLUDED[field] for field in include]
+
+
+def _documents(found: Any, include: list[str]) -> list[dict[str, Any]]:
+    """chromadb's column-wise answer as one dict per document, with the fields `include` names."""
+    columns = {field: found[INCLUDED[field]] for field in include}
+    documents = []
+    for row, id_ in enumerate(found["ids"]):
+        document: dict[str, Any] = {"id": id_}
+        for field, values in columns.items():
+            value = values[row] if values is not None else None
+            if field == "embedding" and value is not None:
+                value = [float(x) for x in value]
+            document[field] = (value or {}) if field == "metadata" else value
+        documents.append(document)
+    return documents
+
+
 @contextmanager
-def _filter_errors(where: dict[str, Any] | None) -> Iterator[None]:
+def _filter_errors(where: Filter | None) -> Iterator[None]:
     """chromadb validates a filter as it uses it; its message says what is wrong."""
     try:
         yield

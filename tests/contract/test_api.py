@@ -169,12 +169,23 @@ def test_openapi_documents_every_route_with_examples(client):
         "/documents/{doc_id}",
         "/count/",
         "/healthz/",
+        "/search/batch/",
+        "/list/",
+        "/update/",
     }
     for path, methods in spec["paths"].items():
         for operation in methods.values():
             assert operation["description"] and "curl" in operation["description"], path
             assert {"401", "422", "503"} <= set(operation["responses"]), path
-    for name in ("EmbedRequest", "SearchRequest", "DeleteRequest", "GetRequest"):
+    for name in (
+        "EmbedRequest",
+        "SearchRequest",
+        "BatchSearchRequest",
+        "DeleteRequest",
+        "GetRequest",
+        "ListRequest",
+        "UpdateRequest",
+    ):
         assert spec["components"]["schemas"][name]["examples"]
     assert client.get("/docs").status_code == 200
 

@@ -134,6 +134,33 @@ def test_keyword_and_hybrid_modes(api, corpus):
     assert all(0.0 <= hit["score"] <= 1.0 for hit in fused)
 
 
+def test_the_data_api_lists_updates_deletes_by_filter_and_batches(api, corpus):
+    """The routes beyond add/search/delete, under serve run with the real model."""
+    pages = [api.post("/list/", json={"limit": 5, "offset": offset}).json() for offset in (0, 5)]
+    assert [d["id"] for page in pages for d in page["documents"]] == list(CORPUS)
+    assert [page["next_offset"] for page in pages] == [5, None]
+
+    vector = api.post("/get/", json={"ids": ["music"], "include": ["embedding"]}).json()["documents"][0]["embedding"]
+    by_vector = api.post("/search/", json={"vector": vector, "top_k": 1}).json()["results"]
+    assert by_vector[0]["id"] == "music"
+
+    assert api.post("/update/", json={"documents": [{"id": "music", "metadata": {"topic": "art"}}]}).json() == {
+        "updated": 1
+    }
+    kept = api.post("/get/", json={"ids": ["music"], "include": ["embedding"]}).json()["documents"][0]
+    assert kept["embedding"] == vector  # metadata changed, vector kept
+    searches = [{"query": "classical music", "where": {"topic": "art"}}, {"query": "tomatoes", "mode": "keyword"}]
+    batch = api.post("/search/batch/", json={"searches": searches}).json()["results"]
+    assert [hit["id"] for hit in batch[0]["results"]] == ["music"]
+    assert {hit["id"] for hit in batch[1]["results"]} == {"cooking", "gardening"}
+
+    contains = search(api, "food", where_document={"$contains": "tomato"}, top_k=8)
+    assert {hit["id"] for hit in contains} == {"cooking", "gardening"}
+    deleted = api.post("/delete/", json={"where": {"science": True}}).json()
+    assert deleted == {"deleted": 2, "count": len(CORPUS) - 2}
+    assert search(api, "heart disease exercise", mode="keyword", where={"topic": "health"}) == []
+
+
 def test_filters(api, corpus):
     ids = lambda where: {hit["id"] for hit in search(api, "anything at all", top_k=50, where=where)}  # noqa: E731
     assert ids({"topic": "space"}) == {"space"}
