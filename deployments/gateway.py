@@ -67,25 +67,43 @@ class Gateway:
 
     async def embed(self, request: EmbedRequest) -> EmbedResponse:
         limits.check_embed(request, self.settings.limits)
+        for index, doc in enumerate(request.documents):
+            self._check_dimension(doc.embedding, f"documents.{index}.embedding")
         self.rate_limiter.admit_documents(len(request.documents))
         ids = [doc.id or uuid.uuid4().hex for doc in request.documents]
         texts = [doc.text for doc in request.documents]
-        embedded = await self._embed_changed(ids, texts)
+        supplied = [doc.embedding for doc in request.documents]
+        embedded = await self._embed_changed(ids, texts, supplied)
         count = await _call(
             "ChromaStore",
-            self._store.upsert.remote(ids, texts, embedded.vectors, [doc.metadata for doc in request.documents]),
+            self._store.upsert.remote(
+                ids,
+                texts,
+                embedded.vectors,
+                [doc.metadata for doc in request.documents],
+                [vector is not None for vector in supplied],
+            ),
         )
         truncated = [id_ for id_, cut in zip(ids, embedded.truncated, strict=True) if cut]
         return EmbedResponse(ids=ids, count=count, truncated=truncated)
 
-    async def _embed_changed(self, ids: list[str], texts: list[str]) -> Embedded:
-        """Vectors for every text, running the model only on texts not already stored unchanged
-        under the same id (the stored vector is the model's vector of that very text)."""
-        stored: dict[str, Vectors] = await _read("ChromaStore", self._store.stored_vectors.remote(ids, texts))
-        changed = [i for i, id_ in enumerate(ids) if id_ not in stored]
-        reused = [i for i, id_ in enumerate(ids) if id_ in stored]
+    async def _embed_changed(self, ids: list[str], texts: list[str], supplied: list[list[float] | None]) -> Embedded:
+        """Vectors for every text: the tenant's own where supplied, else the stored one where the
+        text is stored unchanged under the same id (the model's vector of that very text), else the
+        model's. Only the last kind runs the model."""
         vectors = np.empty((len(ids), self.settings.dimension), dtype=np.float32)
-        truncated = [False] * len(ids)
+        truncated = [False] * len(ids)  # a supplied vector was not cut to the model's window
+        own = [i for i, vector in enumerate(supplied) if vector is not None]
+        for i in own:
+            vectors[i] = supplied[i]
+        rest = [i for i in range(len(ids)) if supplied[i] is None]
+        stored: dict[str, Vectors] = {}
+        if rest:
+            stored = await _read(
+                "ChromaStore", self._store.stored_vectors.remote([ids[i] for i in rest], [texts[i] for i in rest])
+            )
+        changed = [i for i in rest if ids[i] not in stored]
+        reused = [i for i in rest if ids[i] in stored]
         if changed:
             fresh: Embedded = await _call("Embedder", self._embedder.embed.remote([texts[i] for i in changed]))
             vectors[changed] = fresh.vectors
@@ -120,11 +138,14 @@ class Gateway:
 
     def _check_search(self, request: SearchRequest, field: str = "") -> None:
         limits.check_search(request, self.settings.limits, field)
-        if request.vector is not None and len(request.vector) != self.settings.dimension:
+        self._check_dimension(request.vector, f"{field}vector")
+
+    def _check_dimension(self, vector: list[float] | None, field: str) -> None:
+        if vector is not None and len(vector) != self.settings.dimension:
             raise InvalidRequest(
-                f"vector has {len(request.vector)} numbers; this instance's model ({self.settings.model_name}) "
+                f"the vector has {len(vector)} numbers; this instance's model ({self.settings.model_name}) "
                 f"makes {self.settings.dimension}",
-                field=f"{field}vector",
+                field=field,
             )
 
     async def search_batch(self, requests: list[SearchRequest]) -> list[SearchResponse | ServiceError]:

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from deployments.internal_metadata import PREFIX
 from deployments.ranking import DEFAULT_HYBRID_WEIGHT, SearchMode
 
 MAX_ID_CHARS = 256
@@ -28,7 +29,8 @@ MAX_BATCH_SEARCHES = 32
 
 # Ids are stored by chromadb and written to logs: no control characters (NUL included).
 DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")]
-RESERVED_KEY_PREFIXES = ("chroma:", "#")  # chromadb's own keys ("chroma:document", "#document", ...)
+# chromadb's own keys ("chroma:document", "#document", ...) and the service's (internal_metadata).
+RESERVED_KEY_PREFIXES = ("chroma:", "#", PREFIX)
 
 
 def _not_reserved(key: str) -> str:
@@ -97,6 +99,9 @@ class DocumentIn(_Body):
     id: DocumentId | None = Field(None, description="Your id for the document; generated when absent.")
     text: str = Field(..., description="The text to embed and store (stored whole, even past the model's window).")
     metadata: Metadata = Field(default_factory=dict, description="Values: string, number or boolean.")
+    embedding: list[FiniteFloat] | None = Field(
+        None, description="Your own vector for the text (DIMENSION finite numbers); the model is then not run."
+    )
 
     _text_not_blank = field_validator("text")(_not_blank)
 

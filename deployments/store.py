@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
 from ray import serve
 
 from deployments.backends import Vectors
@@ -43,8 +44,10 @@ class ChromaStore:
             self._rebuild = asyncio.get_running_loop().create_task(self.rebuild_index())
 
     # chromadb blocks; running it in threads keeps the replica's event loop answering.
-    async def upsert(self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata]) -> int:
-        return await self._write(lambda: self.store.upsert(ids, texts, vectors, metadatas))
+    async def upsert(
+        self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata], supplied: list[bool]
+    ) -> int:
+        return await self._write(lambda: self.store.upsert(ids, texts, vectors, metadatas, supplied))
 
     async def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
         return await asyncio.to_thread(self.store.stored_vectors, ids, texts)
@@ -87,15 +90,22 @@ class ChromaStore:
         logger.warning("rebuilding the vector index of %d documents", len(ids))
         for start in range(0, len(ids), REBUILD_BATCH):
             batch = ids[start : start + REBUILD_BATCH]
-            batch_ids, texts = await asyncio.to_thread(self.store.texts_without_vectors, batch)
+            batch_ids, texts, supplied = await asyncio.to_thread(self.store.texts_without_vectors, batch)
             if batch_ids:
-                vectors = await self._embed_patiently(texts)
+                vectors = await self._vectors_for(texts, supplied)
                 restored = await self._write(partial(self.store.restore_vectors, batch_ids, texts, vectors))
                 self.index["re_embedded"] += restored
             self.index["checked"] = min(start + REBUILD_BATCH, len(ids))
         await asyncio.to_thread(self.store.finish_rebuild)
         logger.warning("vector index rebuilt: %d documents re-embedded", self.index["re_embedded"])
         self.index = {"state": "ready", "rebuilt": self.index["re_embedded"]}
+
+    async def _vectors_for(self, texts: list[str], supplied: list[Vectors | None]) -> Vectors:
+        """The tenant's own vector where they supplied one (it cannot be re-made), else the model's."""
+        to_embed = [row for row, vector in enumerate(supplied) if vector is None]
+        embedded = await self._embed_patiently([texts[row] for row in to_embed]) if to_embed else None
+        rows = dict(zip(to_embed, embedded if embedded is not None else [], strict=True))
+        return np.stack([rows[row] if vector is None else vector for row, vector in enumerate(supplied)])
 
     async def _embed_patiently(self, texts: list[str]) -> Vectors:
         """The Embedder may still be starting or be replaced meanwhile: wait for it, never give up

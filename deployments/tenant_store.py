@@ -32,6 +32,7 @@ from deployments.errors import (
     StorageUnavailable,
 )
 from deployments.index_check import REBUILD_MARKER, quarantine_broken_indexes
+from deployments.internal_metadata import OWN_VECTOR, encode_vector, internal, own_vector, public
 from deployments.keyword_index import KeywordIndex
 from deployments.ranking import HYBRID_CANDIDATES, Query, Scored, fuse
 
@@ -135,16 +136,18 @@ class TenantStore:
     def ids(self) -> list[str]:
         return self._collection.get(include=[])["ids"]
 
-    def texts_without_vectors(self, ids: list[str]) -> tuple[list[str], list[str]]:
-        """(ids, texts) of the stored documents among `ids`, or none when all their vectors are
-        indexed. chromadb only says that some vector is missing, so a batch is all or nothing."""
+    def texts_without_vectors(self, ids: list[str]) -> tuple[list[str], list[str], list[Vectors | None]]:
+        """(ids, texts, supplied vectors) of the stored documents among `ids`, or none when all
+        their vectors are indexed; a supplied vector is the tenant's own (None: the model's). chromadb
+        only says that some vector is missing, so a batch is all or nothing."""
         try:
             with _vectors_missing():
                 self._collection.get(ids=ids, include=["embeddings"])
-            return [], []
+            return [], [], []
         except IndexRebuilding:
-            found = self._collection.get(ids=ids, include=["documents"])
-            return found["ids"], cast(list[str], found["documents"])
+            found = self._collection.get(ids=ids, include=["documents", "metadatas"])
+            supplied = [own_vector(metadata) for metadata in found["metadatas"] or []]
+            return found["ids"], cast(list[str], found["documents"]), supplied
 
     def restore_vectors(self, ids: list[str], texts: list[str], vectors: Vectors) -> int:
         """Index the vectors of documents whose text is still the one embedded (a document
@@ -168,8 +171,16 @@ class TenantStore:
     def finish_rebuild(self) -> None:
         self._rebuild_marker.unlink(missing_ok=True)
 
-    def upsert(self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata]) -> int:
-        """Add or replace documents, all or none; returns the count after the write."""
+    def upsert(
+        self,
+        ids: list[str],
+        texts: list[str],
+        vectors: Vectors,
+        metadatas: list[Metadata],
+        supplied: list[bool] | None = None,
+    ) -> int:
+        """Add or replace documents, all or none; returns the count after the write. `supplied`
+        marks the vectors the tenant gave (kept beside the document too: internal_metadata)."""
         with self._write_lock:
             existing = self._collection.get(ids=ids, include=["metadatas"])
             old_metadata = dict(zip(existing["ids"], existing["metadatas"] or [], strict=True))
@@ -181,26 +192,31 @@ class TenantStore:
                     f"would add {added} new ones; nothing was stored",
                     field="documents",
                 )
-            replaced = [_replacing(old_metadata.get(id_), new) for id_, new in zip(ids, metadatas, strict=True)]
+            kept = [
+                {**new, OWN_VECTOR: encode_vector(vector)} if supplied and supplied[row] else new
+                for row, (new, vector) in enumerate(zip(metadatas, vectors, strict=True))
+            ]
+            replaced = [_replacing(old_metadata.get(id_), new) for id_, new in zip(ids, kept, strict=True)]
             with self._keywords_follow(ids), _storage_errors():
                 self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
             return count + added
 
     def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
-        """The stored vector of each id whose stored text equals the given one: re-sending an
-        unchanged document (say, to update its metadata) needs no embedding."""
+        """The stored vector of each id whose stored text equals the given one and was embedded by
+        the model: re-sending an unchanged document (say, to update its metadata) needs no embedding."""
         wanted = dict(zip(ids, texts, strict=True))
         try:
             with _vectors_missing():
-                found = self._collection.get(ids=ids, include=["documents", "embeddings"])
+                found = self._collection.get(ids=ids, include=["documents", "embeddings", "metadatas"])
         except IndexRebuilding:
             return {}  # some are not indexed yet: embedding them all again gives the same vectors
         documents = found["documents"] or []
         embeddings = found["embeddings"] if found["embeddings"] is not None else []
+        metadatas = found["metadatas"] or []
         return {
             id_: np.asarray(vector, dtype=np.float32)
-            for id_, text, vector in zip(found["ids"], documents, embeddings, strict=True)
-            if wanted.get(id_) == text
+            for id_, text, vector, metadata in zip(found["ids"], documents, embeddings, metadatas, strict=True)
+            if wanted.get(id_) == text and own_vector(metadata) is None
         }
 
     def get(self, ids: list[str], include: list[str]) -> list[dict[str, Any]]:
@@ -236,7 +252,10 @@ class TenantStore:
                 raise NotFound(
                     f"no document with id {', '.join(map(repr, missing[:10]))}; nothing was updated", "documents"
                 )
-            replaced = [_replacing(old[id_], new) for id_, new in zip(ids, metadatas, strict=True)]
+            # The tenant's keys are replaced; the service's (a supplied vector) stay.
+            replaced = [
+                _replacing(old[id_], {**new, **internal(old[id_])}) for id_, new in zip(ids, metadatas, strict=True)
+            ]
             with _storage_errors():
                 self._collection.update(ids=ids, metadatas=replaced)  # type: ignore[arg-type]
             return len(ids)
@@ -335,7 +354,7 @@ class TenantStore:
             )
         }
         return [
-            {"id": id_, "text": stored[id_][0], "metadata": stored[id_][1] or {}, "score": score}
+            {"id": id_, "text": stored[id_][0], "metadata": public(stored[id_][1]), "score": score}
             for id_, score in scored
             if id_ in stored
         ]
@@ -357,7 +376,7 @@ class TenantStore:
         # text: it is gone, so it is left out (the search sees the store after that delete).
         return [
             [
-                {"id": id_, "text": text, "metadata": metadata or {}, "score": 1.0 - distance}
+                {"id": id_, "text": text, "metadata": public(metadata), "score": 1.0 - distance}
                 for id_, text, metadata, distance in zip(*row, strict=True)
                 if text is not None
             ]
@@ -415,7 +434,7 @@ def _documents(found: Any, include: list[str]) -> list[dict[str, Any]]:
             value = values[row] if values is not None else None
             if field == "embedding" and value is not None:
                 value = [float(x) for x in value]
-            document[field] = (value or {}) if field == "metadata" else value
+            document[field] = public(value) if field == "metadata" else value
         documents.append(document)
     return documents
 

@@ -197,3 +197,49 @@ def test_a_vector_with_nan_is_refused(paged):
     content = '{"vector": [NaN' + ", 0.1" * 383 + "]}"
     response = paged.post("/search/", content=content, headers={"Content-Type": "application/json"})
     assert response.status_code == 422 and response.json()["field"].startswith("vector"), response.text
+
+
+# --- documents with the tenant's own vectors -------------------------------------------------------
+
+
+def own_vector(seed: int) -> list[float]:
+    return [((seed * 31 + i * 17) % 97 - 48) / 97 for i in range(384)]
+
+
+def test_a_supplied_vector_is_stored_as_given_and_the_model_is_not_run(client):
+    embedder = client.app.state.embedder
+    vector = own_vector(1)
+    body = {"documents": [{"id": "mine", "text": "a text", "metadata": {"k": 1}, "embedding": vector}]}
+    response = client.post("/embed/", json=body)
+    assert response.status_code == 200 and response.json()["truncated"] == [], response.text
+    assert embedder.encoded == []
+    (stored,) = client.post("/get/", json={"ids": ["mine"], "include": ["metadata", "embedding"]}).json()["documents"]
+    assert stored["metadata"] == {"k": 1}  # the service's own key for the vector is never shown
+    assert stored["embedding"] == pytest.approx(vector, abs=1e-6)
+    hits = client.post("/search/", json={"vector": vector, "top_k": 1}).json()["results"]
+    assert hits[0]["id"] == "mine" and hits[0]["metadata"] == {"k": 1}
+    client.post("/update/", json={"documents": [{"id": "mine", "metadata": {"k": 2}}]})
+    # the same text sent again without a vector is the model's to embed: the supplied one is not reused
+    client.post("/embed/", json={"documents": [{"id": "mine", "text": "a text"}]})
+    assert embedder.encoded == ["a text"]
+
+
+@pytest.mark.parametrize(
+    ("embedding", "field"),
+    [([0.1] * 383, "documents.0.embedding"), ([0.1] * 385, "documents.0.embedding"), ("x", "documents.0.embedding")],
+)
+def test_a_bad_supplied_vector_is_refused_and_nothing_is_stored(client, embedding, field):
+    response = client.post("/embed/", json={"documents": [{"text": "t", "embedding": embedding}]})
+    assert response.status_code == 422 and response.json()["field"].startswith(field), response.text
+    assert client.get("/count/").json()["count"] == 0
+
+
+def test_infinity_in_a_supplied_vector_is_refused(client):
+    content = '{"documents": [{"text": "t", "embedding": [Infinity' + ", 0.1" * 383 + "]}]}"
+    response = client.post("/embed/", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json()["field"].startswith("documents.0.embedding")
+
+
+def test_the_service_metadata_prefix_is_reserved(client):
+    response = client.post("/embed/", json={"documents": [{"text": "t", "metadata": {"_cdbi:vector": "x"}}]})
+    assert response.status_code == 422 and "reserved" in response.json()["message"]

@@ -40,13 +40,29 @@ def texts(count: int) -> list[str]:
     return [f"note {n}: {' '.join(f'w{(n * 7 + k) % 997}' for k in range(12))}" for n in range(count)]
 
 
+def expected_vectors(count: int) -> np.ndarray:
+    """What each document's vector is: the model's of its text, except every 10th, whose vector the
+    tenant supplied (a rebuild cannot re-make those from the text)."""
+    vectors = EMBEDDER.backend.encode(texts(count))
+    supplied = np.random.default_rng(7).normal(size=(len(vectors[::10]), vectors.shape[1])).astype(np.float32)
+    vectors[::10] = supplied / np.linalg.norm(supplied, axis=1, keepdims=True)
+    return vectors
+
+
 def fill(settings: Settings, count: int = DOCS) -> list[str]:
     """A closed store holding `count` documents; returns their ids."""
     store = TenantStore(settings)
     ids = [f"doc-{n}" for n in range(count)]
+    vectors, all_texts = expected_vectors(count), texts(count)
     for start in range(0, count, 100):
-        batch = texts(count)[start : start + 100]
-        store.upsert(ids[start : start + 100], batch, EMBEDDER.backend.encode(batch), [{"n": start}] * len(batch))
+        rows = range(start, min(start + 100, count))
+        store.upsert(
+            [ids[n] for n in rows],
+            [all_texts[n] for n in rows],
+            vectors[start : start + 100],
+            [{"n": start}] * len(rows),
+            [n % 10 == 0 for n in rows],
+        )
     store.close()
     return ids
 
@@ -172,7 +188,8 @@ def store_replica(settings: Settings) -> Any:
 def test_a_broken_index_is_moved_aside_and_rebuilt_from_the_stored_texts(settings, corrupt):
     """Opened on a broken index, the store does not crash: it moves the index aside, serves texts
     and counts at once, says `rebuilding`, re-embeds every stored text in the background, and ends
-    with every vector back (the model's own), searchable, and the rebuild marker gone."""
+    with every vector back (the model's, or the one the tenant supplied), searchable, and the
+    rebuild marker gone."""
     ids = fill(settings)
     corrupt(index_folders(settings.data_dir)[0])
 
@@ -192,11 +209,13 @@ def test_a_broken_index_is_moved_aside_and_rebuilt_from_the_stored_texts(setting
     assert not store.quarantined and not store.rebuild_pending
     documents = store.get(ids, ["text", "embedding"])
     stored = np.array([d["embedding"] for d in documents], dtype=np.float32)
-    assert np.allclose(stored, EMBEDDER.backend.encode([d["text"] for d in documents]), atol=1e-5)
+    expected = expected_vectors(DOCS)
+    assert np.allclose(stored, expected, atol=1e-5)
     for n in range(0, DOCS, 37):
-        (hits,) = store.search_many([Query(EMBEDDER.backend.encode([texts(DOCS)[n]])[0], 1)])
+        (hits,) = store.search_many([Query(expected[n], 1)])
         assert not isinstance(hits, Exception) and hits[0]["id"] == f"doc-{n}"
     assert store.get(["doc-3"], ["metadata"])[0]["metadata"] == {"n": 0}
+    assert store.get(["doc-10"], ["metadata"])[0]["metadata"] == {"n": 0}  # the kept vector is not shown
 
 
 def test_a_rebuild_interrupted_by_a_restart_resumes(settings):
