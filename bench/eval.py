@@ -119,14 +119,20 @@ def post(client: httpx.Client, path: str, body: object) -> dict[str, object]:
     raise RuntimeError(f"{path}: still {response.status_code} after a minute: {response.text}")
 
 
-def ingest(make_client: Callable[[], httpx.Client], corpus: dict[str, str]) -> float:
+def ingest(
+    make_client: Callable[[], httpx.Client],
+    corpus: dict[str, str],
+    chunking: bool = False,
+    metadata: dict[str, str] | None = None,
+) -> float:
     ids = list(corpus)
     batches = [ids[i : i + INGEST_BATCH] for i in range(0, len(ids), INGEST_BATCH)]
     started = time.perf_counter()
 
     def send(batch: list[str]) -> None:
+        documents = [{"id": id_, "text": corpus[id_], "metadata": metadata or {}} for id_ in batch]
         with make_client() as client:
-            post(client, "/embed/", {"documents": [{"id": id_, "text": corpus[id_]} for id_ in batch]})
+            post(client, "/embed/", {"documents": documents, "chunking": chunking})
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         for done, _ in enumerate(pool.map(send, batches), start=1):
@@ -135,10 +141,16 @@ def ingest(make_client: Callable[[], httpx.Client], corpus: dict[str, str]) -> f
     return time.perf_counter() - started
 
 
-def search_all(make_client: Callable[[], httpx.Client], queries: dict[str, str], mode: str, depth: int) -> Run:
+def search_all(
+    make_client: Callable[[], httpx.Client],
+    queries: dict[str, str],
+    mode: str,
+    depth: int,
+    where: dict[str, str] | None = None,
+) -> Run:
     def search(item: tuple[str, str]) -> tuple[str, list[str]]:
         with make_client() as client:
-            body = post(client, "/search/", {"query": item[1], "top_k": depth, "mode": mode})
+            body = post(client, "/search/", {"query": item[1], "top_k": depth, "mode": mode, "where": where})
         return item[0], [hit["id"] for hit in body["results"]]  # type: ignore[attr-defined]
 
     with ThreadPoolExecutor(CLIENTS) as pool:
@@ -159,6 +171,73 @@ def exact_run(corpus: np.ndarray, ids: list[str], queries: np.ndarray, query_ids
     scores = queries @ corpus.T
     top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
     return {query: [ids[i] for i in row] for query, row in zip(query_ids, top, strict=True)}
+
+
+# --- long documents ------------------------------------------------------------------------------
+
+
+def joined(data: Beir, per_document: int, backend: EmbeddingBackend) -> Beir:
+    """Every `per_document` consecutive documents joined into one, and only the queries whose every
+    relevant document now starts past the model's window: their answer is where an unchunked
+    embedding cannot see it."""
+    window = backend.max_tokens - 2  # [CLS] and [SEP] take two of its places
+    ids = list(data.corpus)
+    corpus: dict[str, str] = {}
+    home: dict[str, tuple[str, int]] = {}  # original id -> (joined id, the token it starts at)
+    for group in range(0, len(ids), per_document):
+        members = ids[group : group + per_document]
+        lengths = [0, *backend.token_counts([data.corpus[m] for m in members])]
+        joined_id = f"joined-{group // per_document}"
+        for position, member in enumerate(members):
+            home[member] = (joined_id, sum(count - 2 for count in lengths[1 : position + 1]))
+        corpus[joined_id] = " ".join(data.corpus[m] for m in members)
+    qrels: Qrels = {}
+    for query, relevant in data.qrels.items():
+        if all(home[doc][1] >= window for doc in relevant if doc in home):
+            qrels[query] = {home[doc][0]: gain for doc, gain in relevant.items() if doc in home}
+    return Beir(f"{data.name}-joined{per_document}", corpus, {q: data.queries[q] for q in qrels}, qrels)
+
+
+def evaluate_long_documents(args: argparse.Namespace, data: Beir, backend: EmbeddingBackend, chunk: str) -> str:
+    """The joined documents ingested twice, plain and chunked (told apart by a metadata filter),
+    and searched alike: what chunking changes for answers past the window."""
+    long = joined(data, args.join, backend)
+    print(
+        f"{long.name}: {len(long.corpus):,} documents, {len(long.queries)} queries answered past the window",
+        flush=True,
+    )
+    rows: list[Row] = []
+    with service_for(args, 2 * len(long.corpus)) as (url, api_key):
+        make_client = _client_factory(url, api_key)
+        depth = min(DEPTH, httpx.get(f"{url}/healthz/", timeout=10).json()["limits"]["max_top_k"])
+        seconds = {}
+        for variant, chunking in (("plain", False), ("chunked", True)):
+            print(f"ingesting {variant} ...", flush=True)
+            corpus = {f"{variant}-{id_}": text for id_, text in long.corpus.items()}
+            seconds[variant] = ingest(make_client, corpus, chunking, {"variant": variant})
+            for mode in ("semantic", "hybrid"):
+                run = search_all(make_client, long.queries, mode, depth, {"variant": variant})
+                unprefixed = {q: [hit.removeprefix(f"{variant}-") for hit in hits] for q, hits in run.items()}
+                rows.append(Row(f"{mode}, {'chunked' if chunking else 'not chunked'}", unprefixed))
+    context = (
+        f"Latest `make eval ARGS=--join {args.join}` ({datetime.date.today().isoformat()}): every {args.join} "
+        f"consecutive {data.name} documents joined into one ({len(long.corpus):,} documents), and only the "
+        f"{len(long.queries)} {args.split} queries whose relevant abstracts all start past the model's window "
+        f"({backend.max_tokens - 2} word pieces into the joined text). Ingested twice through `/embed/`, without "
+        f"and with `chunking` ({seconds['plain']:.0f} s and {seconds['chunked']:.0f} s); chunks of {chunk}."
+    )
+    lines = [context, "", "| search | nDCG@10 | recall@10 | recall@100 |", "|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row.label} | {ndcg_at(row.run, long.qrels, 10):.2f} | {recall_at(row.run, long.qrels, 10):.2f} | "
+            f"{recall_at(row.run, long.qrels, 100):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _client_factory(url: str, api_key: str | None) -> Callable[[], httpx.Client]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return lambda: httpx.Client(base_url=url, headers=headers, timeout=120)
 
 
 # --- STS Benchmark --------------------------------------------------------------------------------
@@ -244,6 +323,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".bench-cache", help="keeps the ONNX export")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="file whose table is replaced")
     parser.add_argument("--no-readme", action="store_true", help="print only")
+    parser.add_argument(
+        "--join",
+        type=int,
+        default=0,
+        help="evaluate chunking instead: join every N documents into one, keep the queries answered past "
+        "the model's window, compare plain and chunked ingestion",
+    )
     return parser.parse_args(argv)
 
 
@@ -257,12 +343,16 @@ def main(argv: list[str]) -> int:
     settings = load_settings(_env_file=None, model_cache_dir=args.cache_dir / "model-cache")
     backend = load_backend(settings)
 
+    if args.join:
+        chunk = f"{settings.chunk_size} word pieces, overlap {settings.chunk_overlap} (the defaults)"
+        table = evaluate_long_documents(args, data, backend, chunk)
+        print("\n" + table + "\n")
+        if not args.no_readme and args.url is None:
+            replace_section(args.readme, "chunking", table)
+        return 0
+
     with service_for(args, len(data.corpus)) as (url, api_key):
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-        def make_client() -> httpx.Client:
-            return httpx.Client(base_url=url, headers=headers, timeout=120)
-
+        make_client = _client_factory(url, api_key)
         limits = httpx.get(f"{url}/healthz/", timeout=10).json()["limits"]
         depth = min(DEPTH, limits["max_top_k"])
         print(f"ingesting through {url}/embed/ ...", flush=True)

@@ -27,6 +27,10 @@ class EmbeddingBackend(Protocol):
         """How many tokens each text has before truncation."""
         ...
 
+    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """The (start, end) character span of each of a text's tokens, special tokens left out."""
+        ...
+
 
 class SentenceTransformerBackend:
     """The tenant's model through sentence-transformers, on the GPU when one is visible."""
@@ -59,6 +63,10 @@ class SentenceTransformerBackend:
     def token_counts(self, texts: list[str]) -> list[int]:
         encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        encoded = self.model.tokenizer(texts, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        return [[(int(a), int(b)) for a, b in offsets] for offsets in encoded["offset_mapping"]]
 
 
 class OnnxBackend:
@@ -113,6 +121,12 @@ class OnnxBackend:
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self._counter.encode_batch(texts)]
 
+    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        return [
+            [span for span, special in zip(e.offsets, e.special_tokens_mask, strict=True) if not special]
+            for e in self._counter.encode_batch(texts)
+        ]
+
 
 _WORD = re.compile(r"\w+")
 
@@ -139,3 +153,6 @@ class HashingBackend:
 
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(_WORD.findall(text)) for text in texts]
+
+    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        return [[match.span() for match in _WORD.finditer(text)] for text in texts]

@@ -71,6 +71,12 @@ def model_dimension(model_path: Path) -> int:
     return dimension
 
 
+def model_window(model_path: Path) -> int:
+    """The most tokens the model reads of a text (sentence-transformers' max_seq_length)."""
+    config = model_path / "sentence_bert_config.json"
+    return int(json.loads(config.read_text())["max_seq_length"]) if config.is_file() else 512
+
+
 def onnx_unsupported(model_path: Path) -> str | None:
     """Why the ONNX backend cannot run this model (it implements mean pooling only), or None."""
     for module in json.loads((model_path / "modules.json").read_text()):
@@ -102,6 +108,12 @@ class Settings(BaseSettings):
         "auto", description="auto: onnx on CPU, torch (fp16) on a GPU."
     )
     model_cache_dir: Path | None = Field(None, description="Exported ONNX models; PERSIST_DIR/.model-cache if unset.")
+    chunk_tokens: int | None = Field(
+        None, gt=0, description="Tokens per chunk when /embed/ chunks long texts; the plan's default when unset."
+    )
+    chunk_overlap_tokens: int | None = Field(
+        None, ge=0, description="Tokens each chunk shares with the one before; the plan's default when unset."
+    )
     api_key: SecretStr | None = Field(
         None,
         min_length=16,
@@ -145,11 +157,24 @@ class Settings(BaseSettings):
             )
         if self.embed_backend == "onnx" and (reason := onnx_unsupported(self.model_path)):
             raise ValueError(f"EMBED_BACKEND=onnx cannot run {self.model_name!r}: it has {reason}; use torch")
+        size, overlap, window = self.chunk_size, self.chunk_overlap, model_window(self.model_path)
+        if size > window - 2:  # the window holds the chunk and the model's two special tokens
+            raise ValueError(f"CHUNK_TOKENS is {size} but model {self.model_name!r} reads {window - 2} tokens at most")
+        if overlap >= size:
+            raise ValueError(f"CHUNK_OVERLAP_TOKENS ({overlap}) must be less than CHUNK_TOKENS ({size})")
         return self
 
     @cached_property
     def limits(self) -> Plan:
         return PLANS[self.plan]
+
+    @property
+    def chunk_size(self) -> int:
+        return self.chunk_tokens if self.chunk_tokens is not None else self.limits.chunk_tokens
+
+    @property
+    def chunk_overlap(self) -> int:
+        return self.chunk_overlap_tokens if self.chunk_overlap_tokens is not None else self.limits.chunk_overlap_tokens
 
     @property
     def quota(self) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 from ray import serve
 
 from deployments.backends import EmbeddingBackend, OnnxBackend, SentenceTransformerBackend, Vectors
+from deployments.chunking import Span, chunk_spans
 from deployments.config import Settings, onnx_unsupported
 from deployments.errors import ConfigError
 from deployments.onnx_export import cached_onnx_path, export_onnx
@@ -21,6 +22,13 @@ class Embedded:
 def truncated_flags(backend: EmbeddingBackend, texts: list[str]) -> list[bool]:
     """Which texts are longer than the model's window (the tokenizer only, no model)."""
     return [count > backend.max_tokens for count in backend.token_counts(texts)]
+
+
+def chunk_texts(backend: EmbeddingBackend, texts: list[str], size: int, overlap: int) -> list[list[Span]]:
+    return [
+        chunk_spans(tokens, len(text), size, overlap)
+        for text, tokens in zip(texts, backend.token_spans(texts), strict=True)
+    ]
 
 
 def embed_texts(backend: EmbeddingBackend, texts: list[str]) -> Embedded:
@@ -75,6 +83,10 @@ class Embedder:
 
     def truncated(self, texts: list[str]) -> list[bool]:
         return truncated_flags(self.backend, texts)
+
+    def chunk_spans(self, texts: list[str], size: int, overlap: int) -> list[list[Span]]:
+        """Where each text's chunks start and end (the tokenizer only, no model)."""
+        return chunk_texts(self.backend, texts, size, overlap)
 
     def info(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from deployments import limits
 from deployments.backends import Vectors
+from deployments.chunking import Chunks, Span
 from deployments.config import Settings
 from deployments.embedder import Embedded
 from deployments.errors import InvalidRequest, ServiceError, ServiceUnavailable
@@ -73,7 +74,10 @@ class Gateway:
         ids = [doc.id or uuid.uuid4().hex for doc in request.documents]
         texts = [doc.text for doc in request.documents]
         supplied = [doc.embedding for doc in request.documents]
-        embedded = await self._embed_changed(ids, texts, supplied)
+        chunks = await self._chunks(texts, supplied) if request.chunking else [None] * len(ids)
+        # A chunked document's own vector is its first chunk's, already made.
+        given = [vector if cut is None else cut.vectors[0] for vector, cut in zip(supplied, chunks, strict=True)]
+        embedded = await self._embed_changed(ids, texts, given)
         count = await _call(
             "ChromaStore",
             self._store.upsert.remote(
@@ -82,12 +86,36 @@ class Gateway:
                 embedded.vectors,
                 [doc.metadata for doc in request.documents],
                 [vector is not None for vector in supplied],
+                chunks,
             ),
         )
         truncated = [id_ for id_, cut in zip(ids, embedded.truncated, strict=True) if cut]
-        return EmbedResponse(ids=ids, count=count, truncated=truncated)
+        cut_into = {id_: len(cut.spans) for id_, cut in zip(ids, chunks, strict=True) if cut is not None}
+        return EmbedResponse(ids=ids, count=count, truncated=truncated, chunks=cut_into)
 
-    async def _embed_changed(self, ids: list[str], texts: list[str], supplied: list[list[float] | None]) -> Embedded:
+    async def _chunks(self, texts: list[str], supplied: list[list[float] | None]) -> list[Chunks | None]:
+        """Each text longer than one chunk, cut and embedded chunk by chunk (None for the others, and
+        for documents that bring their own vector)."""
+        candidates = [i for i, vector in enumerate(supplied) if vector is None]
+        size, overlap = self.settings.chunk_size, self.settings.chunk_overlap
+        spans: list[list[Span]] = await _read(
+            "Embedder", self._embedder.chunk_spans.remote([texts[i] for i in candidates], size, overlap)
+        )
+        long = {i: cut for i, cut in zip(candidates, spans, strict=True) if len(cut) > 1}
+        limits.check_chunks(sum(len(cut) for cut in long.values()), self.settings.limits)
+        chunks: list[Chunks | None] = [None] * len(texts)
+        if long:
+            pieces = [texts[i][start:end] for i, cut in long.items() for start, end in cut]
+            embedded: Embedded = await _call("Embedder", self._embedder.embed.remote(pieces))
+            first = 0
+            for i, cut in long.items():
+                chunks[i] = Chunks(cut, embedded.vectors[first : first + len(cut)])
+                first += len(cut)
+        return chunks
+
+    async def _embed_changed(
+        self, ids: list[str], texts: list[str], supplied: list[list[float] | Vectors | None]
+    ) -> Embedded:
         """Vectors for every text: the tenant's own where supplied, else the stored one where the
         text is stored unchanged under the same id (the model's vector of that very text), else the
         model's. Only the last kind runs the model."""
@@ -236,7 +264,11 @@ class Gateway:
             count=store_info["count"] if store_info else None,
             quota=settings.quota,
             auth="open" if settings.api_key is None else "api_key",
-            limits=PlanLimitsOut(**{name: getattr(settings.limits, name) for name in PlanLimitsOut.model_fields}),
+            limits=PlanLimitsOut(
+                **{name: getattr(settings.limits, name) for name in PlanLimitsOut.model_fields}
+                # the chunking settings in effect (they override the plan's)
+                | {"chunk_tokens": settings.chunk_size, "chunk_overlap_tokens": settings.chunk_overlap}
+            ),
             deployments={
                 "Ingress": DeploymentState(status="ok"),
                 "Embedder": embedder_state,

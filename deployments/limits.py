@@ -39,6 +39,16 @@ def metadata_bytes(metadata: Mapping[str, object]) -> int:
     return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+def check_chunks(count: int, plan: Plan) -> None:
+    """Chunks one /embed/ with chunking makes: each is one run of the model."""
+    if count > plan.max_chunks_per_request:
+        raise PlanLimitExceeded(
+            f"the texts make {count} chunks; plan {plan.name!r} allows {plan.max_chunks_per_request} per request: "
+            "send fewer or shorter documents",
+            field="documents",
+        )
+
+
 def check_search(request: SearchRequest, plan: Plan, field: str = "") -> None:
     """`field`: where the search sits in the body ("searches.3." in a batch)."""
     if request.top_k > plan.max_top_k:

@@ -16,6 +16,11 @@ class Plan:
     max_body_bytes: int  # one request body (413 beyond)
     requests_per_s: int  # API requests in any one-second window, per Ingress replica (429 beyond)
     documents_per_s: int  # documents written or deleted in any one-second window, per Ingress replica
+    max_chunks_per_request: int  # chunks one /embed/ with chunking may make (each is a model run)
+    # Chunking defaults (CHUNK_TOKENS, CHUNK_OVERLAP_TOKENS override them): the same on every plan,
+    # because the model's window, not the plan, bounds a chunk; plans differ in how many chunks.
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
 
 
 # enterprise's per-request cap stays under chromadb's own write batch limit (5,461 on this build),
@@ -34,6 +39,7 @@ PLANS: dict[str, Plan] = {
             max_body_bytes=8 * MIB,
             requests_per_s=200,
             documents_per_s=1_000,
+            max_chunks_per_request=2_048,
         ),
         Plan(
             "pro",
@@ -45,6 +51,7 @@ PLANS: dict[str, Plan] = {
             max_body_bytes=32 * MIB,
             requests_per_s=1_000,
             documents_per_s=5_000,
+            max_chunks_per_request=8_192,
         ),
         Plan(
             "enterprise",
@@ -56,6 +63,7 @@ PLANS: dict[str, Plan] = {
             max_body_bytes=128 * MIB,
             requests_per_s=5_000,
             documents_per_s=20_000,
+            max_chunks_per_request=32_768,
         ),
     )
 }

@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     FiniteFloat,
     PlainValidator,
+    StrictBool,
     StrictInt,
     StringConstraints,
     WithJsonSchema,
@@ -26,6 +27,7 @@ MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY_CHARS = 128
 MAX_QUERY_CHARS = 2_000
 MAX_BATCH_SEARCHES = 32
+MAX_OFFSET = 1_000_000_000  # past any plan's quota; chromadb's own offset is a 32-bit number
 
 # Ids are stored by chromadb and written to logs: no control characters (NUL included).
 DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -108,6 +110,11 @@ class DocumentIn(_Body):
 
 class EmbedRequest(_Body):
     documents: list[DocumentIn] = Field(..., min_length=1, description="Documents to add or replace (upsert).")
+    chunking: StrictBool = Field(
+        False,
+        description="Cut texts longer than the model's window into overlapping chunks, each embedded, so "
+        "that a search finds a document by any part of it (README: Long documents). Counts as one document each.",
+    )
 
     @field_validator("documents")
     @classmethod
@@ -140,7 +147,11 @@ class EmbedResponse(BaseModel):
     count: int = Field(..., description="Documents in the collection after the write.")
     truncated: list[str] = Field(
         default_factory=list,
-        description="Ids whose text was longer than the model's window: stored whole, embedded from its start.",
+        description="Ids whose text was longer than the model's window: stored whole, embedded from its start "
+        "(send chunking: true to embed all of it).",
+    )
+    chunks: dict[str, int] = Field(
+        default_factory=dict, description="With chunking: the ids that were cut, and into how many chunks."
     )
 
 
@@ -209,6 +220,11 @@ class SearchHit(BaseModel):
         ...,
         description="Higher is better; comparable within one mode. semantic: cosine similarity (1 = same "
         "meaning); keyword: BM25 (0 and up, unbounded); hybrid: the fused score, 0 to 1 (README: Search modes).",
+    )
+    span: list[int] | None = Field(
+        None,
+        description="For a document stored with chunking, semantic and hybrid modes: the [start, end) character "
+        "offsets of its chunk that matched best. The text returned is the whole document.",
     )
 
 
@@ -283,7 +299,9 @@ class DocumentOut(BaseModel):
 class ListRequest(_Body):
     # Strict: JSON's true/false are not the numbers 1 and 0 here.
     limit: StrictInt = Field(100, ge=1, description="Documents per page, at most the plan's max_docs_per_request.")
-    offset: StrictInt = Field(0, ge=0, description="Matching documents to skip: the previous page's next_offset.")
+    offset: StrictInt = Field(
+        0, ge=0, le=MAX_OFFSET, description="Matching documents to skip: the previous page's next_offset."
+    )
     where: Filter | None = Field(None, description=WHERE)
     where_document: Filter | None = Field(None, description=WHERE_DOCUMENT)
     include: list[Include] = Field(
@@ -351,6 +369,9 @@ class PlanLimitsOut(BaseModel):
     max_body_bytes: int
     requests_per_s: int
     documents_per_s: int
+    max_chunks_per_request: int
+    chunk_tokens: int = Field(..., description="In effect: CHUNK_TOKENS, or the plan's default.")
+    chunk_overlap_tokens: int = Field(..., description="In effect: CHUNK_OVERLAP_TOKENS, or the plan's default.")
 
 
 class HealthResponse(BaseModel):

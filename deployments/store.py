@@ -11,6 +11,7 @@ import numpy as np
 from ray import serve
 
 from deployments.backends import Vectors
+from deployments.chunking import Chunks
 from deployments.config import Settings
 from deployments.embedder import Embedded
 from deployments.errors import ServiceError
@@ -45,9 +46,15 @@ class ChromaStore:
 
     # chromadb blocks; running it in threads keeps the replica's event loop answering.
     async def upsert(
-        self, ids: list[str], texts: list[str], vectors: Vectors, metadatas: list[Metadata], supplied: list[bool]
+        self,
+        ids: list[str],
+        texts: list[str],
+        vectors: Vectors,
+        metadatas: list[Metadata],
+        supplied: list[bool],
+        chunks: list[Chunks | None],
     ) -> int:
-        return await self._write(lambda: self.store.upsert(ids, texts, vectors, metadatas, supplied))
+        return await self._write(lambda: self.store.upsert(ids, texts, vectors, metadatas, supplied, chunks))
 
     async def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
         return await asyncio.to_thread(self.store.stored_vectors, ids, texts)
@@ -82,22 +89,24 @@ class ChromaStore:
         return {"count": await self.count(), "index": dict(self.index)}
 
     async def rebuild_index(self) -> None:
-        """Give every stored text its vector again after a broken index was moved aside: the model
-        is deterministic, so re-embedding a text gives the vector that was lost. Resumable: batches
-        whose vectors are all indexed are skipped."""
-        ids = await asyncio.to_thread(self.store.ids)
-        self.index = {"state": "rebuilding", "checked": 0, "total": len(ids), "re_embedded": 0}
-        logger.warning("rebuilding the vector index of %d documents", len(ids))
-        for start in range(0, len(ids), REBUILD_BATCH):
-            batch = ids[start : start + REBUILD_BATCH]
-            batch_ids, texts, supplied = await asyncio.to_thread(self.store.texts_without_vectors, batch)
-            if batch_ids:
-                vectors = await self._vectors_for(texts, supplied)
-                restored = await self._write(partial(self.store.restore_vectors, batch_ids, texts, vectors))
-                self.index["re_embedded"] += restored
-            self.index["checked"] = min(start + REBUILD_BATCH, len(ids))
+        """Give every stored text (documents, then chunks of long ones) its vector again after a
+        broken index was moved aside: the model is deterministic, so re-embedding a text gives the
+        vector that was lost. Resumable: batches whose vectors are all indexed are skipped."""
+        work = {name: await asyncio.to_thread(self.store.ids, name) for name in self.store.collections}
+        total = sum(len(ids) for ids in work.values())
+        self.index = {"state": "rebuilding", "checked": 0, "total": total, "re_embedded": 0}
+        logger.warning("rebuilding the vector index of %d records (documents and chunks)", total)
+        for collection, ids in work.items():
+            for start in range(0, len(ids), REBUILD_BATCH):
+                batch = ids[start : start + REBUILD_BATCH]
+                found, texts, supplied = await asyncio.to_thread(self.store.texts_without_vectors, batch, collection)
+                if found:
+                    vectors = await self._vectors_for(texts, supplied)
+                    restore = partial(self.store.restore_vectors, found, texts, vectors, collection)
+                    self.index["re_embedded"] += await self._write(restore)
+                self.index["checked"] += len(batch)
         await asyncio.to_thread(self.store.finish_rebuild)
-        logger.warning("vector index rebuilt: %d documents re-embedded", self.index["re_embedded"])
+        logger.warning("vector index rebuilt: %d records re-embedded", self.index["re_embedded"])
         self.index = {"state": "ready", "rebuilt": self.index["re_embedded"]}
 
     async def _vectors_for(self, texts: list[str], supplied: list[Vectors | None]) -> Vectors:

@@ -15,11 +15,14 @@ import chromadb
 import numpy as np
 from chromadb.api.client import Client
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
+from chromadb.api.models.Collection import Collection
 from chromadb.api.types import validate_where, validate_where_document
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InternalError, InvalidArgumentError
 
 from deployments.backends import Vectors
+from deployments.chunk_store import CHUNK_SET, ChunkStore, parent_metadata, span_of
+from deployments.chunking import Chunks
 from deployments.config import Settings
 from deployments.errors import (
     ConfigError,
@@ -51,6 +54,7 @@ STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly data
 VECTOR_MISSING = "Error finding id"
 
 KEYWORD_DIR = "keyword"
+CHUNKS_SUFFIX = "-chunks"  # the chunk collection's name: the tenant's collection name and this
 PAGE = 1_000  # documents read at a time when the keyword index is rebuilt
 
 logger = logging.getLogger("ray.serve")
@@ -72,12 +76,7 @@ class TenantStore:
             path=str(settings.data_dir), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         )
         identity = {"tenant_id": settings.tenant_id, "model_name": settings.model_name, "dimension": settings.dimension}
-        self._collection = self._client.get_or_create_collection(
-            settings.collection_name,
-            configuration={"hnsw": HNSW_CONFIGURATION},
-            metadata=identity,
-            embedding_function=None,
-        )
+        self._collection = self._open_collection(settings.collection_name, identity)
         stored = self._collection.metadata or {}
         if stored.get("model_name") != settings.model_name or stored.get("dimension") != settings.dimension:
             raise ConfigError(
@@ -85,10 +84,18 @@ class TenantStore:
                 f"(DIMENSION={stored.get('dimension')}), but the settings say MODEL_NAME={settings.model_name!r} "
                 f"(DIMENSION={settings.dimension}): vectors from different models cannot be searched together"
             )
+        self.chunks = ChunkStore(self._open_collection(settings.collection_name + CHUNKS_SUFFIX, identity))
+        # The collections a rebuild walks (ChromaStore.rebuild_index): documents, then chunks.
+        self.collections = {"documents": self._collection, "chunks": self.chunks.collection}
         # Writes are serialised so the quota check and the write it guards are one atomic step.
         self._write_lock = threading.Lock()
         self.keywords = KeywordIndex(settings.data_dir / KEYWORD_DIR)
         self._bring_keywords_in_step()
+
+    def _open_collection(self, name: str, identity: dict[str, Any]) -> Collection:
+        return self._client.get_or_create_collection(
+            name, configuration={"hnsw": HNSW_CONFIGURATION}, metadata=identity, embedding_function=None
+        )
 
     def _bring_keywords_in_step(self) -> None:
         """Finish what a crash interrupted, and rebuild an index that is missing or has drifted."""
@@ -133,34 +140,37 @@ class TenantStore:
         (kept on disk, so a restart in the middle of a rebuild resumes it)."""
         return self._rebuild_marker.exists()
 
-    def ids(self) -> list[str]:
-        return self._collection.get(include=[])["ids"]
+    def ids(self, collection: str = "documents") -> list[str]:
+        return self.collections[collection].get(include=[])["ids"]
 
-    def texts_without_vectors(self, ids: list[str]) -> tuple[list[str], list[str], list[Vectors | None]]:
-        """(ids, texts, supplied vectors) of the stored documents among `ids`, or none when all
+    def texts_without_vectors(
+        self, ids: list[str], collection: str = "documents"
+    ) -> tuple[list[str], list[str], list[Vectors | None]]:
+        """(ids, texts, supplied vectors) of the stored records among `ids`, or none when all
         their vectors are indexed; a supplied vector is the tenant's own (None: the model's). chromadb
         only says that some vector is missing, so a batch is all or nothing."""
+        records = self.collections[collection]
         try:
             with _vectors_missing():
-                self._collection.get(ids=ids, include=["embeddings"])
+                records.get(ids=ids, include=["embeddings"])
             return [], [], []
         except IndexRebuilding:
-            found = self._collection.get(ids=ids, include=["documents", "metadatas"])
+            found = records.get(ids=ids, include=["documents", "metadatas"])
             supplied = [own_vector(metadata) for metadata in found["metadatas"] or []]
             return found["ids"], cast(list[str], found["documents"]), supplied
 
-    def restore_vectors(self, ids: list[str], texts: list[str], vectors: Vectors) -> int:
-        """Index the vectors of documents whose text is still the one embedded (a document
+    def restore_vectors(self, ids: list[str], texts: list[str], vectors: Vectors, collection: str = "documents") -> int:
+        """Index the vectors of records whose text is still the one embedded (a document
         replaced or deleted meanwhile already has its new state); returns how many were restored."""
         row_of = {id_: row for row, id_ in enumerate(ids)}
+        records = self.collections[collection]
         with self._write_lock:
-            found = self._collection.get(ids=ids, include=["documents", "metadatas"])
-            stored = zip(found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True)
-            still = [(id_, row_of[id_], metadata) for id_, text, metadata in stored if text == texts[row_of[id_]]]
+            found = records.get(ids=ids, include=["documents", "metadatas"])
+            still = [(id_, row_of[id_], metadata) for id_, text, metadata in _rows(found) if text == texts[row_of[id_]]]
             if still:
                 kept_ids, rows, metadatas = zip(*still, strict=True)
                 with _storage_errors():
-                    self._collection.upsert(
+                    records.upsert(
                         ids=list(kept_ids),
                         embeddings=vectors[list(rows)],
                         documents=[texts[row] for row in rows],
@@ -178,9 +188,12 @@ class TenantStore:
         vectors: Vectors,
         metadatas: list[Metadata],
         supplied: list[bool] | None = None,
+        chunks: list[Chunks | None] | None = None,
     ) -> int:
         """Add or replace documents, all or none; returns the count after the write. `supplied`
-        marks the vectors the tenant gave (kept beside the document too: internal_metadata)."""
+        marks the vectors the tenant gave (kept beside the document too: internal_metadata);
+        `chunks`, the documents cut into chunks (deployments.chunk_store: their first chunk's vector
+        is the one in `vectors`)."""
         with self._write_lock:
             existing = self._collection.get(ids=ids, include=["metadatas"])
             old_metadata = dict(zip(existing["ids"], existing["metadatas"] or [], strict=True))
@@ -196,14 +209,27 @@ class TenantStore:
                 {**new, OWN_VECTOR: encode_vector(vector)} if supplied and supplied[row] else new
                 for row, (new, vector) in enumerate(zip(metadatas, vectors, strict=True))
             ]
+            chunked = [row for row, cut in enumerate(chunks or []) if cut is not None]
+            with _storage_errors():
+                tokens = self.chunks.write(
+                    [ids[row] for row in chunked],
+                    [texts[row] for row in chunked],
+                    [cast(Chunks, cast(list[Chunks | None], chunks)[row]) for row in chunked],
+                    [kept[row] for row in chunked],
+                )
+            for row, token in zip(chunked, tokens, strict=True):
+                kept[row] = parent_metadata(kept[row], cast(list[Chunks], chunks)[row], token)
             replaced = [_replacing(old_metadata.get(id_), new) for id_, new in zip(ids, kept, strict=True)]
             with self._keywords_follow(ids), _storage_errors():
                 self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
+            with _storage_errors():
+                self.chunks.drop_stale(ids, tokens)
             return count + added
 
     def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
         """The stored vector of each id whose stored text equals the given one and was embedded by
-        the model: re-sending an unchanged document (say, to update its metadata) needs no embedding."""
+        the model, whole: re-sending an unchanged document (say, to update its metadata) needs no
+        embedding. (A supplied vector or a chunked document's first-chunk vector is not that.)"""
         wanted = dict(zip(ids, texts, strict=True))
         try:
             with _vectors_missing():
@@ -216,7 +242,7 @@ class TenantStore:
         return {
             id_: np.asarray(vector, dtype=np.float32)
             for id_, text, vector, metadata in zip(found["ids"], documents, embeddings, metadatas, strict=True)
-            if wanted.get(id_) == text and own_vector(metadata) is None
+            if wanted.get(id_) == text and own_vector(metadata) is None and CHUNK_SET not in (metadata or {})
         }
 
     def get(self, ids: list[str], include: list[str]) -> list[dict[str, Any]]:
@@ -258,6 +284,7 @@ class TenantStore:
             ]
             with _storage_errors():
                 self._collection.update(ids=ids, metadatas=replaced)  # type: ignore[arg-type]
+                self.chunks.update_metadata(ids, metadatas)
             return len(ids)
 
     def delete(self, ids: list[str]) -> tuple[int, int]:
@@ -268,6 +295,8 @@ class TenantStore:
             if found:
                 with self._keywords_follow(found), _storage_errors():
                     self._collection.delete(ids=found)
+                with _storage_errors():
+                    self.chunks.delete(found)
             return len(found), self._collection.count()
 
     def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
@@ -290,6 +319,8 @@ class TenantStore:
             if found:
                 with self._keywords_follow(found), _storage_errors():
                     self._collection.delete(ids=found)
+                with _storage_errors():
+                    self.chunks.delete(found)
             return len(found), self._collection.count()
 
     def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
@@ -329,6 +360,7 @@ class TenantStore:
             vectors = np.stack([cast(Vectors, query.vector) for _, query in members])
             try:
                 answers = self._query(vectors, _candidates(first), first.where, first.where_document)
+                answers = self._best_chunks(vectors, _candidates(first), first.where, first.where_document, answers)
                 found.update((index, hits) for (index, _), hits in zip(members, answers, strict=True))
             except InvalidFilter as exc:
                 found.update((index, exc) for index, _ in members)
@@ -376,17 +408,58 @@ class TenantStore:
         # text: it is gone, so it is left out (the search sees the store after that delete).
         return [
             [
-                {"id": id_, "text": text, "metadata": public(metadata), "score": 1.0 - distance}
+                {"id": id_, "text": text, "metadata": metadata, "score": 1.0 - distance}
                 for id_, text, metadata, distance in zip(*row, strict=True)
                 if text is not None
             ]
             for row in zip(found["ids"], documents, metadatas, distances, strict=True)
         ]
 
+    def _best_chunks(
+        self,
+        vectors: Vectors,
+        candidates: int,
+        where: Filter | None,
+        where_document: Filter | None,
+        answers: list[list[Hit]],
+    ) -> list[list[Hit]]:
+        """Each query's hits, one per document at its best chunk's score and span. A chunk counts
+        only if its document exists, passes both filters and still has that chunk set."""
+        merged = []
+        for hits, chunks in zip(answers, self.chunks.best_spans(vectors, candidates, where), strict=True):
+            best = {hit["id"]: _with_span(hit, span_of(hit["metadata"])) for hit in hits}
+            better = [
+                parent
+                for parent, (score, _, _) in chunks.items()
+                if parent not in best or score > best[parent]["score"]
+            ]
+            if better:
+                found = self._collection.get(
+                    ids=better, **_filters(where, where_document), include=["documents", "metadatas"]
+                )
+                for parent, text, metadata in _rows(found):
+                    score, span, chunk_set = chunks[parent]
+                    if (metadata or {}).get(CHUNK_SET) == chunk_set:
+                        hit = {"id": parent, "text": text, "metadata": metadata, "score": score}
+                        best[parent] = _with_span(hit, span)
+            merged.append(sorted(best.values(), key=lambda hit: hit["score"], reverse=True)[:candidates])
+        return merged
+
     def close(self) -> None:
         """Release chromadb's and tantivy's files and threads (the process's exit does the same)."""
         self.keywords.close()
         cast(Client, self._client).close()  # the concrete client has close(); the ClientAPI type lacks it
+
+
+def _rows(found: Any) -> Iterator[tuple[str, str, Metadata | None]]:
+    """(id, text, metadata) of each record of a chromadb get that included documents and metadatas."""
+    return zip(found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True)
+
+
+def _with_span(hit: Hit, span: list[int] | None) -> Hit:
+    """A hit as the API shows it: the tenant's metadata only, and the span of a chunked document's chunk."""
+    shown = {**hit, "metadata": public(hit["metadata"])}
+    return {**shown, "span": span} if span is not None else shown
 
 
 def _candidates(query: Query) -> int:

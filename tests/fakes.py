@@ -4,7 +4,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from deployments.backends import HashingBackend
-from deployments.embedder import Embedded, embed_texts, truncated_flags
+from deployments.chunking import Span
+from deployments.embedder import Embedded, chunk_texts, embed_texts, truncated_flags
 
 
 class LocalHandle:
@@ -34,6 +35,9 @@ class FakeEmbedder:
 
     def truncated(self, texts: list[str]) -> list[bool]:
         return truncated_flags(self.backend, texts)
+
+    def chunk_spans(self, texts: list[str], size: int, overlap: int) -> list[list[Span]]:
+        return chunk_texts(self.backend, texts, size, overlap)
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.backend.name}

@@ -27,7 +27,7 @@ def test_every_route_answers_with_and_without_slash(client, method, path, slash)
 
 def test_embed_search_delete_round_trip(client):
     added = client.post("/embed/", json=docs("red apples and pears", "fast cars on roads", kind="x"))
-    assert added.json() == {"ids": ["d0", "d1"], "count": 2, "truncated": []}
+    assert added.json() == {"ids": ["d0", "d1"], "count": 2, "truncated": [], "chunks": {}}
     results = client.post("/search/", json={"query": "apples", "top_k": 2}).json()["results"]
     assert [hit["id"] for hit in results] == ["d0", "d1"]
     assert results[0]["metadata"] == {"kind": "x"} and results[0]["text"] == "red apples and pears"
@@ -54,7 +54,7 @@ def test_an_unchanged_text_is_not_embedded_again(client):
         ]
     }
     body = client.post("/embed/", json=again).json()
-    assert body == {"ids": ["a", "long", "b"], "count": 3, "truncated": ["long"]}
+    assert body == {"ids": ["a", "long", "b"], "count": 3, "truncated": ["long"], "chunks": {}}
     assert encoded == ["red apples", long_text, "fast cars"]  # only the new text ran through the model
     hits = client.post("/search/", json={"query": "red apples", "top_k": 1}).json()["results"]
     assert hits[0]["id"] == "a" and hits[0]["metadata"] == {"v": 2} and hits[0]["score"] > 0.99

@@ -167,6 +167,7 @@ def test_search_by_vector_and_by_text_filters(paged):
         ("/list/", {"limit": 257}, "limit"),
         ("/list/", {"limit": 0}, "limit"),
         ("/list/", {"offset": -1}, "offset"),
+        ("/list/", {"offset": 141340391144916912}, "offset"),
         ("/list/", {"where": {"n": {"$bogus": 1}}}, "where"),
         ("/list/", {"where_document": {"$contains": 5}}, "where_document"),
         ("/delete/", {"ids": ["a"], "where": {"n": 1}}, "body"),

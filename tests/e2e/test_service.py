@@ -161,6 +161,26 @@ def test_the_data_api_lists_updates_deletes_by_filter_and_batches(api, corpus):
     assert search(api, "heart disease exercise", mode="keyword", where={"topic": "health"}) == []
 
 
+def test_chunking_finds_a_long_document_by_its_end(api):
+    """Past the model's window (256 word pieces) a text is invisible to search unless chunked."""
+    opening = " ".join(CORPUS["gardening"] for _ in range(20))  # about 300 words on tomatoes and frost
+    ending = "Volcanic eruptions release sulphur dioxide that cools the planet for years afterwards."
+    long_text = f"{opening} {ending}"
+    documents = [{"id": "long-chunked", "text": long_text}, {"id": "long-plain", "text": long_text + " "}]
+    chunked = api.post("/embed/", json={"documents": documents[:1], "chunking": True}).json()
+    plain = api.post("/embed/", json={"documents": documents[1:]}).json()
+    try:
+        assert chunked["chunks"]["long-chunked"] >= 2 and plain["truncated"] == ["long-plain"]
+        hits = search(api, "volcanoes emit sulfur gases that cool the climate", top_k=2)
+        assert hits[0]["id"] == "long-chunked" and hits[0]["text"] == long_text
+        start, end = hits[0]["span"]
+        assert ending in long_text[start:end]
+        assert len(hits) < 2 or hits[1]["score"] < hits[0]["score"] - 0.2
+        assert count(api) == 2
+    finally:
+        api.post("/delete/", json={"ids": ["long-chunked", "long-plain"]})
+
+
 def test_filters(api, corpus):
     ids = lambda where: {hit["id"] for hit in search(api, "anything at all", top_k=50, where=where)}  # noqa: E731
     assert ids({"topic": "space"}) == {"space"}
@@ -189,7 +209,7 @@ def test_upsert_replaces_and_is_counted_once(api):
     second = api.post(
         "/embed/", json={"documents": [{"id": "u1", "text": "Notes on the history of Rome.", "metadata": {"w": "x"}}]}
     )
-    assert second.json() == {"ids": ["u1"], "count": 1, "truncated": []}
+    assert second.json() == {"ids": ["u1"], "count": 1, "truncated": [], "chunks": {}}
     best = search(api, "ancient Roman history", top_k=1)[0]
     assert (best["id"], best["text"], best["metadata"]) == ("u1", "Notes on the history of Rome.", {"w": "x"})
     assert api.post("/delete", json={"ids": ["u1"]}).json() == {"deleted": 1, "count": 0}

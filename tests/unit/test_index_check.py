@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from ray.serve import Deployment
 
+from deployments.chunking import Chunks
 from deployments.config import Settings
+from deployments.embedder import chunk_texts
 from deployments.index_check import (
     HEADER,
     QUARANTINE_DIR,
@@ -246,3 +248,41 @@ def test_restoring_a_vector_never_overwrites_a_newer_write(settings):
     (a, b) = store.get(["a", "b"], ["text", "metadata", "embedding"])
     assert a["text"] == now[0] and np.allclose(a["embedding"], EMBEDDER.backend.encode([now[0]])[0], atol=1e-6)
     assert b["metadata"] == {"k": 1} and store.count() == 2
+
+
+def test_the_chunks_of_long_documents_are_rebuilt_too(settings):
+    """A broken chunk index (the second collection) is rebuilt like the documents' one: afterwards a
+    search by words only the tail of each document holds finds it, at its last chunk."""
+    store = TenantStore(settings)
+    docs = [" ".join(f"d{d}w{n}" for n in range(60)) for d in range(160)]
+    spans = chunk_texts(EMBEDDER.backend, docs, 10, 2)  # 8 chunks each: 1,120 chunk records, past one flush
+    chunks = [
+        Chunks(cut, EMBEDDER.backend.encode([doc[a:b] for a, b in cut])) for doc, cut in zip(docs, spans, strict=True)
+    ]
+    for first in range(0, 160, 40):
+        rows = range(first, first + 40)
+        store.upsert(
+            [f"long-{d}" for d in rows],
+            [docs[d] for d in rows],
+            np.stack([chunks[d].vectors[0] for d in rows]),
+            [{} for _ in rows],
+            None,
+            [chunks[d] for d in rows],
+        )
+    store.close()
+    for folder in index_folders(settings.data_dir):
+        link_lists_cut_short(folder)
+
+    async def scenario() -> None:
+        replica = store_replica(settings)
+        await replica._rebuild
+        assert replica.index["state"] == "ready" and replica.index["rebuilt"] > 0
+        replica.store.close()
+
+    asyncio.run(scenario())
+    reopened = TenantStore(settings)
+    for d in (0, 57, 159):
+        tail = docs[d][spans[d][-1][0] :]
+        (hits,) = reopened.search_many([Query(EMBEDDER.backend.encode([tail])[0], 1)])
+        assert not isinstance(hits, Exception) and hits[0]["id"] == f"long-{d}"
+        assert hits[0]["span"] == list(spans[d][-1])
