@@ -32,6 +32,7 @@ from deployments.schemas import (
     ListResponse,
     SearchRequest,
     SearchResponse,
+    SnapshotResponse,
     UpdateRequest,
     UpdateResponse,
 )
@@ -212,6 +213,19 @@ async def count(gateway: GatewayDep) -> CountResponse:
     ```
     """
     return await gateway.count()
+
+
+@route("POST", "/snapshot", response_model=SnapshotResponse, summary="Snapshot the data folder")
+async def snapshot(gateway: GatewayDep) -> SnapshotResponse:
+    """Copy the tenant's data, consistently, into a new folder under `PERSIST_DIR/snapshots/` on
+    the instance's volume, while the service runs (writes wait for it; searches go on). Restore
+    it into a fresh instance with `python -m deployments.snapshot restore <folder>` (README).
+
+    ```
+    curl -X POST localhost:8000/snapshot/
+    ```
+    """
+    return await gateway.snapshot()
 
 
 @route("GET", "/healthz", response_model=HealthResponse, summary="Instance configuration and status")

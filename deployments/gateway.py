@@ -40,6 +40,7 @@ from deployments.schemas import (
     SearchHit,
     SearchRequest,
     SearchResponse,
+    SnapshotResponse,
     UpdateRequest,
     UpdateResponse,
 )
@@ -228,6 +229,9 @@ class Gateway:
         ids = [document.id for document in request.documents]
         metadatas = [document.metadata for document in request.documents]
         return UpdateResponse(updated=await _call("ChromaStore", self._store.update_metadata.remote(ids, metadatas)))
+
+    async def snapshot(self) -> SnapshotResponse:
+        return SnapshotResponse(**await _call("ChromaStore", self._store.snapshot.remote()))
 
     async def count(self) -> CountResponse:
         return CountResponse(count=await _read("ChromaStore", self._store.count.remote()), quota=self.settings.quota)

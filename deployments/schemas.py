@@ -391,3 +391,13 @@ class ErrorResponse(BaseModel):
     error: str = Field(..., description="Stable machine-readable name, e.g. quota_exceeded.")
     message: str = Field(..., description="What is wrong, in words.")
     field: str | None = Field(None, description="The request field at fault, as a dotted path.")
+
+
+class SnapshotResponse(BaseModel):
+    path: str = Field(..., description="The snapshot folder, on the instance's volume (PERSIST_DIR/snapshots/).")
+    tenant_id: str
+    collection: str
+    model_name: str
+    dimension: int
+    count: int = Field(..., description="Documents in the snapshot.")
+    created: str = Field(..., description="When it was taken (UTC, ISO 8601).")

@@ -16,6 +16,7 @@ from deployments.config import Settings
 from deployments.embedder import Embedded
 from deployments.errors import ServiceError
 from deployments.ranking import Query
+from deployments.snapshot import snapshot_path
 from deployments.tenant_store import Filter, Hit, Metadata, TenantStore
 
 T = TypeVar("T")
@@ -36,6 +37,7 @@ logger = logging.getLogger("ray.serve")
 class ChromaStore:
     def __init__(self, settings: Settings, embedder: Any) -> None:
         """`embedder`: a handle to the Embedder, used only to rebuild a broken index."""
+        self.settings = settings
         self.store = TenantStore(settings)
         self._embedder = embedder
         self._writes_started: dict[object, float] = {}  # running writes and when each began
@@ -84,6 +86,11 @@ class ChromaStore:
 
     async def count(self) -> int:
         return await asyncio.to_thread(self.store.count)
+
+    async def snapshot(self) -> dict[str, Any]:
+        destination = snapshot_path(self.settings)
+        manifest = await asyncio.to_thread(self.store.snapshot, destination)
+        return {**manifest, "path": str(destination)}
 
     async def info(self) -> dict[str, Any]:
         return {"count": await self.count(), "index": dict(self.index)}

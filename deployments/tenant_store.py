@@ -6,9 +6,12 @@ in the running service, because two processes on one chromadb folder hang or dis
 
 import json
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import chromadb
@@ -20,6 +23,7 @@ from chromadb.api.types import validate_where, validate_where_document
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InternalError, InvalidArgumentError
 
+from deployments import snapshot
 from deployments.backends import Vectors
 from deployments.chunk_store import CHUNK_SET, ChunkStore, parent_metadata, span_of
 from deployments.chunking import Chunks
@@ -34,7 +38,7 @@ from deployments.errors import (
     ServiceUnavailable,
     StorageUnavailable,
 )
-from deployments.index_check import REBUILD_MARKER, quarantine_broken_indexes
+from deployments.index_check import REBUILD_MARKER, index_folders, quarantine_broken_indexes
 from deployments.internal_metadata import OWN_VECTOR, encode_vector, internal, own_vector, public
 from deployments.keyword_index import KeywordIndex
 from deployments.ranking import HYBRID_CANDIDATES, Query, Scored, fuse
@@ -68,6 +72,7 @@ INCLUDED = {"text": "documents", "metadata": "metadatas", "embedding": "embeddin
 class TenantStore:
     def __init__(self, settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._settings = settings
         self.quota = settings.quota
         # Before chromadb opens the folder: a broken index would crash it (deployments.index_check).
         self.quarantined = quarantine_broken_indexes(settings.data_dir)
@@ -444,6 +449,24 @@ class TenantStore:
                         best[parent] = _with_span(hit, span)
             merged.append(sorted(best.values(), key=lambda hit: hit["score"], reverse=True)[:candidates])
         return merged
+
+    def snapshot(self, destination: Path) -> dict[str, Any]:
+        """A consistent copy of the tenant's data in `destination` (deployments.snapshot); returns its manifest."""
+        settings = self._settings
+        with self._write_lock:
+            manifest = {
+                "tenant_id": settings.tenant_id,
+                "collection": settings.collection_name,
+                "model_name": settings.model_name,
+                "dimension": settings.dimension,
+                "count": self._collection.count(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            try:
+                snapshot.take(settings.data_dir, destination, index_folders(settings.data_dir), manifest)
+            except (OSError, sqlite3.Error) as exc:
+                raise StorageUnavailable(f"the snapshot could not be written ({exc}); nothing was kept") from None
+        return manifest
 
     def close(self) -> None:
         """Release chromadb's and tantivy's files and threads (the process's exit does the same)."""

@@ -15,6 +15,10 @@ from tests.fuzzing import CHECKS, DOCUMENT, schema
 API_KEY = "fuzz-key-0123456789abcdef"
 
 FUZZ_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# POST /snapshot/ takes no body, which schemathesis 4.32 cannot send in-process (it asks for a
+# base_url); it is fuzzed against the running service (tests/e2e/test_fuzz.py) and tested in
+# tests/contract/test_snapshot.py.
+IN_PROCESS = schema.exclude(path="/snapshot/")
 
 
 @pytest.fixture
@@ -31,7 +35,7 @@ def keyed_app(make_client):
     return client.app
 
 
-@schema.parametrize()
+@IN_PROCESS.parametrize()
 @FUZZ_SETTINGS
 def test_open_instance_answers_any_request_as_documented(case, open_app):
     """Without an API key: whatever the body, each route answers with a documented status, content
@@ -39,7 +43,7 @@ def test_open_instance_answers_any_request_as_documented(case, open_app):
     case.call_and_validate(app=open_app, checks=CHECKS)
 
 
-@schema.parametrize()
+@IN_PROCESS.parametrize()
 @FUZZ_SETTINGS
 def test_keyed_instance_answers_any_request_with_the_key_as_documented(case, keyed_app):
     """With an API key, sent as `Authorization: Bearer`: the same guarantees behind the middleware."""
