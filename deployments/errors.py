@@ -34,6 +34,11 @@ class ServiceError(Exception):
         return body
 
     def to_response(self) -> JSONResponse:
+        """The answer to send; every error answer of the API is made here or counted like one."""
+        # Imported here: the launcher's settings check imports this module and must not load Ray yet.
+        from deployments import metrics
+
+        metrics.rejected.inc(tags={"reason": self.error})
         return JSONResponse(self.to_body(), status_code=self.status_code, headers=dict(self.headers) or None)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
-from deployments import limits
+from deployments import limits, metrics
 from deployments.backends import Vectors
 from deployments.chunking import Chunks, Span
 from deployments.config import Settings
@@ -90,6 +90,7 @@ class Gateway:
                 chunks,
             ),
         )
+        self._counted(count)
         truncated = [id_ for id_, cut in zip(ids, embedded.truncated, strict=True) if cut]
         cut_into = {id_: len(cut.spans) for id_, cut in zip(ids, chunks, strict=True) if cut is not None}
         return EmbedResponse(ids=ids, count=count, truncated=truncated, chunks=cut_into)
@@ -234,7 +235,14 @@ class Gateway:
         return SnapshotResponse(**await _call("ChromaStore", self._store.snapshot.remote()))
 
     async def count(self) -> CountResponse:
-        return CountResponse(count=await _read("ChromaStore", self._store.count.remote()), quota=self.settings.quota)
+        count = self._counted(await _read("ChromaStore", self._store.count.remote()))
+        return CountResponse(count=count, quota=self.settings.quota)
+
+    def _counted(self, count: int) -> int:
+        """Every document count the store reports updates the gauges (here, in the Ingress: in the
+        store replica, chromadb's own OpenTelemetry set-up hides Ray's metrics)."""
+        metrics.record_count(count, self.settings.quota)
+        return count
 
     async def delete(self, request: DeleteRequest) -> DeleteResponse:
         if request.ids is None:
@@ -242,7 +250,7 @@ class Gateway:
         limits.check_ids(request.ids, self.settings.limits)
         self.rate_limiter.admit_documents(len(request.ids))
         deleted, count = await _call("ChromaStore", self._store.delete.remote(request.ids))
-        return DeleteResponse(deleted=deleted, count=count)
+        return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def _delete_matching(self, request: DeleteRequest) -> DeleteResponse:
         """By filter: how many match is read first, so that they are charged to documents/s as
@@ -252,10 +260,12 @@ class Gateway:
         matching = await _read("ChromaStore", self._store.count_matching.remote(*filters, most))
         self.rate_limiter.admit_documents(min(matching, most))
         deleted, count = await _call("ChromaStore", self._store.delete_where.remote(*filters, most))
-        return DeleteResponse(deleted=deleted, count=count)
+        return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def health(self) -> HealthResponse:
         store_state, store_info = await _probe("ChromaStore", self._store.info.remote())
+        if store_info:
+            self._counted(store_info["count"])
         embedder_state, _ = await _probe("Embedder", self._embedder.info.remote())
         healthy = store_state.status == embedder_state.status == "ok"
         settings = self.settings

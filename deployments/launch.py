@@ -11,11 +11,13 @@ container, the end-to-end tests and the benchmark all use).
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from types import FrameType
 
 from deployments import procfs
+from deployments.config import METRICS_PORT_ENV
 from deployments.preflight import checked_settings
 
 # On a stop, HAProxy first finishes the requests in flight, for up to this long, before Serve shuts
@@ -67,7 +69,15 @@ def main(argv: list[str]) -> int:
 
     # A private local Ray without the dashboard (about 1 GB and seconds of start-up saved).
     # `serve run` sees Ray already up and skips its own ray.init.
-    ray.init(address="local", namespace=SERVE_NAMESPACE, include_dashboard=False)
+    # Ray's metrics agent exports Ray's, Serve's and our metrics on this loopback port; the Ingress
+    # serves them at GET /metrics/ (replicas inherit the variable).
+    os.environ.setdefault(METRICS_PORT_ENV, str(_free_loopback_port()))
+    ray.init(
+        address="local",
+        namespace=SERVE_NAMESPACE,
+        include_dashboard=False,
+        _metrics_export_port=int(os.environ[METRICS_PORT_ENV]),
+    )
     # A container stop (SIGTERM) takes serve run's own clean shutdown path, as Ctrl-C (SIGINT)
     # does; SIGINT is reset too, since a shell starting us in the background may ignore it.
     # After ray.init, which installs a SIGTERM handler of its own (an abrupt sys.exit).
@@ -100,6 +110,12 @@ def _drain_haproxy(timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while any(_running(pid) for pid in haproxies) and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _running(pid: int) -> bool:

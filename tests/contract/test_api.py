@@ -173,6 +173,7 @@ def test_openapi_documents_every_route_with_examples(client):
         "/list/",
         "/update/",
         "/snapshot/",
+        "/metrics/",
     }
     for path, methods in spec["paths"].items():
         for operation in methods.values():
@@ -195,3 +196,11 @@ def test_plan_limits_follow_the_plan(make_client):
     client = make_client(plan="pro")
     assert client.post("/search/", json={"query": "x", "top_k": 200}).status_code == 200
     assert client.post("/search/", json={"query": "x", "top_k": 201}).json()["error"] == "plan_limit_exceeded"
+
+
+def test_metrics_say_503_when_there_is_no_export_to_pass_on(client, monkeypatch):
+    monkeypatch.delenv("CHROMEDB_METRICS_EXPORT_PORT", raising=False)
+    response = client.get("/metrics/")
+    assert response.status_code == 503 and response.json()["error"] == "unavailable"
+    monkeypatch.setenv("CHROMEDB_METRICS_EXPORT_PORT", "9")  # nothing listens there
+    assert client.get("/metrics/").status_code == 503

@@ -2,6 +2,7 @@
 
 Each test removes what it adds, so the shared instance's count is back to zero between tests."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -179,6 +180,36 @@ def test_chunking_finds_a_long_document_by_its_end(api):
         assert count(api) == 2
     finally:
         api.post("/delete/", json={"ids": ["long-chunked", "long-plain"]})
+
+
+def test_metrics_export_ray_serve_and_the_service_own_on_the_api_port(api, service):
+    """GET /metrics/ passes on Ray's metrics agent's export: Serve's metrics and ours (`ray_cdbi_*`).
+    Ray exports every few seconds, so the test waits for our series to appear."""
+    assert httpx.get(f"{service.url}/metrics/", timeout=10).status_code == 401  # behind the key, like data
+    api.post("/search/", json={"query": ""})  # a refusal to count
+    api.post("/search/", json={"query": "anything"})
+    wanted = {  # a series: its name, and a label it must carry
+        ("ray_cdbi_documents", ""),
+        ("ray_cdbi_quota_used_ratio", ""),
+        ("ray_cdbi_rejected_requests_total", 'reason="validation_error"'),
+        ("ray_cdbi_request_seconds_bucket", 'route="/search/"'),
+        ("ray_cdbi_embed_batch_texts_bucket", ""),
+    }
+    deadline = time.monotonic() + 60
+    while True:
+        response = api.get("/metrics/")
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+        lines = response.text.splitlines()
+        missing = [
+            (name, label)
+            for name, label in wanted
+            if not any(line.startswith(name + "{") and label in line for line in lines)
+        ]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not missing, missing
+    assert "ray_serve_" in response.text
 
 
 def test_filters(api, corpus):
