@@ -77,15 +77,21 @@ class ServeInstance:
     """The launcher in its own process group, on its own private Ray cluster."""
 
     def __init__(
-        self, workdir: Path, env: dict[str, str], deployments: dict[str, dict[str, Any]] | None = None
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        deployments: dict[str, dict[str, Any]] | None = None,
+        logging_config: dict[str, Any] | None = None,
     ) -> None:
-        """`deployments`: options to change in the shipped serve_config.yaml, by deployment name."""
+        """`deployments`: options to change in the shipped serve_config.yaml, by deployment name;
+        `logging_config`: entries to change in its logging_config."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, **side_ports()}
         config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
         config["http_options"]["port"] = self.port
+        config["logging_config"].update(logging_config or {})
         for deployment in config["applications"][0]["deployments"]:
             deployment.update((deployments or {}).get(deployment["name"], {}))
         self.config_path = workdir / "serve_config.yaml"
