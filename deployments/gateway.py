@@ -194,7 +194,7 @@ class Gateway:
                 r.where,
                 r.query or "",
                 r.mode,
-                r.hybrid_weight or DEFAULT_HYBRID_WEIGHT,
+                DEFAULT_HYBRID_WEIGHT if r.hybrid_weight is None else r.hybrid_weight,
                 r.where_document,
             )
             for i, r in enumerate(requests)

@@ -38,8 +38,11 @@ def test_every_mode_applies_the_filter_and_top_k(stored, mode):
 def test_hybrid_scores_lie_in_0_1_and_its_weight_moves_the_ranking(stored):
     hits = search(stored, query="april filings", mode="hybrid", top_k=3)
     assert hits[0]["id"] == "tax" and all(0.0 <= hit["score"] <= 1.0 for hit in hits)
-    keyword_only = search(stored, query="april filings", mode="hybrid", hybrid_weight=0.0)
-    assert [hit["id"] for hit in keyword_only][:1] == ["tax"]
+    keyword = search(stored, query="dogs chase cats", mode="keyword")
+    keyword_only = search(stored, query="dogs chase cats", mode="hybrid", hybrid_weight=0.0)
+    assert len(keyword) == 2 and [hit["id"] for hit in keyword_only][:2] == [hit["id"] for hit in keyword]
+    # weight 0 leaves only the keyword scores, min-max normalised: the best 1, the rest 0 here
+    assert [hit["score"] for hit in keyword_only] == [1.0, 0.0, 0.0]
     semantic = search(stored, query="april filings", top_k=3)
     semantic_only = search(stored, query="april filings", mode="hybrid", hybrid_weight=1.0, top_k=3)
     assert [hit["id"] for hit in semantic_only] == [hit["id"] for hit in semantic]
