@@ -17,7 +17,7 @@ from deployments import metrics
 from deployments.auth import ApiKeyMiddleware
 from deployments.body_limit import BodySizeLimitMiddleware
 from deployments.config import METRICS_PORT_ENV
-from deployments.errors import MalformedBody, NotFound, ServiceError, ServiceUnavailable
+from deployments.errors import InvalidRequest, MalformedBody, NotFound, ServiceError, ServiceUnavailable
 from deployments.gateway import Gateway
 from deployments.rate_limits import RateLimitMiddleware
 from deployments.schemas import (
@@ -296,8 +296,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             problem = f"the body must be a JSON object sent with Content-Type: application/json ({problem})"
         problems.append((field, problem))
     message = "; ".join(f"{field}: {problem}" for field, problem in problems)
-    metrics.rejected.inc(tags={"reason": "validation_error"})
-    return JSONResponse({"error": "validation_error", "message": message, "field": problems[0][0]}, status_code=422)
+    return InvalidRequest(message, field=problems[0][0]).to_response()
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:

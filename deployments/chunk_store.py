@@ -18,7 +18,7 @@ from chromadb.api.models.Collection import Collection
 
 from deployments.backends import Vectors
 from deployments.chunking import Chunks
-from deployments.internal_metadata import PREFIX, public
+from deployments.internal_metadata import PREFIX, public, replacing_public
 
 PARENT = f"{PREFIX}parent"
 CHUNK_SET = f"{PREFIX}chunkset"
@@ -82,10 +82,7 @@ class ChunkStore:
         found = self.collection.get(where=cast(Any, {PARENT: {"$in": ids}}), include=["metadatas"])
         if found["ids"]:
             old = cast(list[Metadata], found["metadatas"])
-            replaced = [
-                {**{key: None for key in public(m) if key not in new[m[PARENT]]}, **new[m[PARENT]], **_own(m)}
-                for m in old
-            ]
+            replaced = [replacing_public(m, new[m[PARENT]]) for m in old]
             self.collection.update(ids=found["ids"], metadatas=cast(Any, replaced))
 
     def best_spans(
@@ -110,8 +107,3 @@ class ChunkStore:
                     per_parent[parent] = (score, [int(metadata[START]), int(metadata[END])], metadata[CHUNK_SET])
             best.append(per_parent)
         return best
-
-
-def _own(metadata: Metadata) -> Metadata:
-    """A chunk's own keys (parent, chunk set, span)."""
-    return {key: metadata[key] for key in (PARENT, CHUNK_SET, START, END)}

@@ -27,6 +27,19 @@ def internal(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (metadata or {}).items() if key.startswith(PREFIX)}
 
 
+def replacing(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What to send chromadb to make a record's metadata exactly `new`: chromadb merges metadata on
+    upsert and update, so old keys missing from `new` are cleared (None)."""
+    merged: dict[str, Any] = {key: None for key in (old or {}) if key not in new}
+    merged.update(new)
+    return merged or None
+
+
+def replacing_public(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`replacing`, for a tenant's metadata update: their keys become `new`, the service's stay."""
+    return replacing(old, {**new, **internal(old)})
+
+
 def encode_vector(vector: Vectors) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
 

@@ -39,7 +39,7 @@ from deployments.errors import (
     StorageUnavailable,
 )
 from deployments.index_check import REBUILD_MARKER, index_folders, quarantine_broken_indexes
-from deployments.internal_metadata import OWN_VECTOR, encode_vector, internal, own_vector, public
+from deployments.internal_metadata import OWN_VECTOR, encode_vector, own_vector, public, replacing, replacing_public
 from deployments.keyword_index import KeywordIndex
 from deployments.ranking import HYBRID_CANDIDATES, Query, Scored, fuse
 
@@ -214,17 +214,17 @@ class TenantStore:
                 {**new, OWN_VECTOR: encode_vector(vector)} if supplied and supplied[row] else new
                 for row, (new, vector) in enumerate(zip(metadatas, vectors, strict=True))
             ]
-            chunked = [row for row, cut in enumerate(chunks or []) if cut is not None]
+            chunked = [(row, cut) for row, cut in enumerate(chunks or []) if cut is not None]
             with _storage_errors():
                 tokens = self.chunks.write(
-                    [ids[row] for row in chunked],
-                    [texts[row] for row in chunked],
-                    [cast(Chunks, cast(list[Chunks | None], chunks)[row]) for row in chunked],
-                    [kept[row] for row in chunked],
+                    [ids[row] for row, _ in chunked],
+                    [texts[row] for row, _ in chunked],
+                    [cut for _, cut in chunked],
+                    [kept[row] for row, _ in chunked],
                 )
-            for row, token in zip(chunked, tokens, strict=True):
-                kept[row] = parent_metadata(kept[row], cast(list[Chunks], chunks)[row], token)
-            replaced = [_replacing(old_metadata.get(id_), new) for id_, new in zip(ids, kept, strict=True)]
+            for (row, cut), token in zip(chunked, tokens, strict=True):
+                kept[row] = parent_metadata(kept[row], cut, token)
+            replaced = [replacing(old_metadata.get(id_), new) for id_, new in zip(ids, kept, strict=True)]
             with self._keywords_follow(ids), _storage_errors():
                 self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
             with _storage_errors():
@@ -283,10 +283,7 @@ class TenantStore:
                 raise NotFound(
                     f"no document with id {', '.join(map(repr, missing[:10]))}; nothing was updated", "documents"
                 )
-            # The tenant's keys are replaced; the service's (a supplied vector) stay.
-            replaced = [
-                _replacing(old[id_], {**new, **internal(old[id_])}) for id_, new in zip(ids, metadatas, strict=True)
-            ]
+            replaced = [replacing_public(old[id_], new) for id_, new in zip(ids, metadatas, strict=True)]
             with _storage_errors():
                 self._collection.update(ids=ids, metadatas=replaced)  # type: ignore[arg-type]
                 self.chunks.update_metadata(ids, metadatas)
@@ -296,37 +293,38 @@ class TenantStore:
         """Delete the ids that exist; returns (how many existed, count after). An id named twice counts once."""
         ids = list(dict.fromkeys(ids))  # chromadb refuses duplicate ids (DuplicateIDError)
         with self._write_lock:
-            found = self._collection.get(ids=ids, include=[])["ids"]
-            if found:
-                with self._keywords_follow(found), _storage_errors():
-                    self._collection.delete(ids=found)
-                with _storage_errors():
-                    self.chunks.delete(found)
-            return len(found), self._collection.count()
+            return self._delete_found(self._collection.get(ids=ids, include=[])["ids"])
 
     def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
         """How many documents match the filters, counted up to `most` + 1."""
-        _check_filters(where, where_document)
-        return len(self._collection.get(**_filters(where, where_document), limit=most + 1, include=[])["ids"])
+        return len(self._matching(where, where_document, most + 1))
 
     def delete_where(self, where: Filter | None, where_document: Filter | None, most: int) -> tuple[int, int]:
         """Delete every document matching the filters, all or none: refused when more than `most`
         match (the plan's documents per request). Returns (how many were deleted, count after)."""
-        _check_filters(where, where_document)
         with self._write_lock:
-            found = self._collection.get(**_filters(where, where_document), limit=most + 1, include=[])["ids"]
+            found = self._matching(where, where_document, most + 1)
             if len(found) > most:
                 raise PlanLimitExceeded(
                     f"the filter matches more than {most} documents, the plan's most per request; nothing was "
                     "deleted: narrow the filter, or delete by ids in pages (POST /list/)",
                     field="where" if where else "where_document",
                 )
-            if found:
-                with self._keywords_follow(found), _storage_errors():
-                    self._collection.delete(ids=found)
-                with _storage_errors():
-                    self.chunks.delete(found)
-            return len(found), self._collection.count()
+            return self._delete_found(found)
+
+    def _matching(self, where: Filter | None, where_document: Filter | None, most: int) -> list[str]:
+        """The ids of up to `most` documents matching the filters."""
+        _check_filters(where, where_document)
+        return self._collection.get(**_filters(where, where_document), limit=most, include=[])["ids"]
+
+    def _delete_found(self, found: list[str]) -> tuple[int, int]:
+        """Delete these existing ids everywhere they live; (how many, count after). Holds the write lock."""
+        if found:
+            with self._keywords_follow(found), _storage_errors():
+                self._collection.delete(ids=found)
+            with _storage_errors():
+                self.chunks.delete(found)
+        return len(found), self._collection.count()
 
     def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
         """The top_k best documents of each query, best first, in its mode: `semantic` scores by
@@ -384,12 +382,7 @@ class TenantStore:
         if not scored:
             return []
         found = self._collection.get(ids=[id_ for id_, _ in scored], include=["documents", "metadatas"])
-        stored = {
-            id_: (text, metadata)
-            for id_, text, metadata in zip(
-                found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True
-            )
-        }
+        stored = {id_: (text, metadata) for id_, text, metadata in _rows(found)}
         return [
             {"id": id_, "text": stored[id_][0], "metadata": public(stored[id_][1]), "score": score}
             for id_, score in scored
@@ -573,10 +566,3 @@ def _vectors_missing() -> Iterator[None]:
             "some of these documents' vectors are being re-indexed after a crash (GET /healthz/ shows the "
             "progress); their texts and metadata are safe: retry shortly"
         ) from None
-
-
-def _replacing(old: Any, new: Metadata) -> dict[str, Any] | None:
-    """chromadb merges metadata on upsert; an upsert here replaces it, so old keys are cleared (None)."""
-    merged: dict[str, Any] = {key: None for key in (old or {}) if key not in new}
-    merged.update(new)
-    return merged or None
