@@ -35,6 +35,7 @@ RUN useradd --create-home --uid 10001 tenant \
 COPY --chown=10001:10001 app.py serve_config.yaml serve_config.gpu.yaml serve_config.cluster.yaml ./
 COPY --chown=10001:10001 deployments ./deployments
 COPY --chown=10001:10001 chromedb_client ./chromedb_client
+COPY --chown=10001:10001 console ./console
 COPY --chown=10001:10001 docker ./docker
 
 USER 10001

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint unit e2e bench soak eval clean
+.PHONY: run test lint unit e2e browser bench soak eval clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,10 +44,18 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e"
 
-e2e: $(STAMP)
+e2e: $(STAMP) browser
 	$(BIN)/python -m pytest -m e2e
 
-test: lint $(STAMP)
+# Debian's Chromium for the console's browser tests (as root, or with sudo that asks no password).
+# Where it cannot be installed, those tests skip and say why; under CI (REQUIRE_BROWSER=1) they fail.
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; \
+	} || echo "could not install chromium: the console's browser tests will be skipped"
+
+test: lint $(STAMP) browser
 	$(BIN)/python -m pytest
 
 clean:

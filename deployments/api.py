@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -17,6 +17,7 @@ from deployments import metrics
 from deployments.auth import ApiKeyMiddleware
 from deployments.body_limit import BodySizeLimitMiddleware
 from deployments.config import METRICS_PORT_ENV
+from deployments.console import CONSOLE_PATH, ConsoleFiles
 from deployments.errors import InvalidRequest, MalformedBody, NotFound, ServiceError, ServiceUnavailable
 from deployments.gateway import Gateway
 from deployments.rate_limits import RateLimitMiddleware
@@ -50,7 +51,7 @@ Search over one tenant's documents. Add documents with `POST /embed/`, find them
 words or both with `POST /search/` (several at once with `POST /search/batch/`), fetch them by id
 with `POST /get/` or `GET /documents/{id}`, page through them with `POST /list/`, count them with
 `GET /count/`, change their metadata with `POST /update/`, remove them by id or filter with
-`POST /delete/`; `GET /healthz/` reports the instance.
+`POST /delete/`; `GET /healthz/` reports the instance; a browser console is at `/console/`.
 Errors are JSON: `{"error": "<name>", "message": "<what is wrong>", "field": "<path>"}`.
 When the instance has an API key, send it as `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
 on every route but `GET /healthz/`.
@@ -279,6 +280,13 @@ async def healthz(gateway: GatewayDep) -> JSONResponse:
     return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
 
 
+@router.get("/", include_in_schema=False)
+@router.get(CONSOLE_PATH, include_in_schema=False)
+async def to_console() -> RedirectResponse:
+    """A browser pointed at the instance's URL, or at /console without its slash, lands on the console."""
+    return RedirectResponse(f"{CONSOLE_PATH}/")
+
+
 def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     return exc.to_response()
@@ -340,6 +348,7 @@ def create_api(gateway: Gateway) -> FastAPI:
     api.add_exception_handler(HTTPException, _http_error)
     api.state.gateway = gateway
     api.include_router(router)
+    api.mount(CONSOLE_PATH, ConsoleFiles(), name="console")
     # The last added runs first: the key, then the request rate, then the body size, then the route.
     plan = gateway.settings.limits
     api.add_middleware(BodySizeLimitMiddleware, max_bytes=plan.max_body_bytes, plan_name=plan.name)

@@ -1,5 +1,5 @@
-"""API-key access control: with API_KEY set, every route but the health check and the API docs
-needs the key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+"""API-key access control: with API_KEY set, every route but the health check, the API docs and
+the console's static files needs the key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 
 A plain ASGI middleware rather than a FastAPI dependency, so the key is checked before anything
 else about the request (its body is not even read): an unauthenticated caller learns nothing.
@@ -10,14 +10,17 @@ import hmac
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from deployments.console import is_console
 from deployments.errors import Unauthorized
 
-# Open to anyone: the platform's health probe and the API's own description.
-PUBLIC_PATHS = frozenset({"/healthz", "/healthz/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Open to anyone: the platform's health probe, the API's own description and the console's page
+# (which asks for the key itself), and `/`, which only redirects to the console.
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/healthz/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 
 def is_public(scope: Scope) -> bool:
-    return scope["method"] in ("GET", "HEAD") and scope["path"] in PUBLIC_PATHS
+    path = scope["path"]
+    return scope["method"] in ("GET", "HEAD") and (path in PUBLIC_PATHS or is_console(path))
 
 
 def presented_key(headers: Headers) -> str | None:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from deployments.config import Settings
+from deployments.console import CONSOLE_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -153,3 +154,9 @@ def test_launcher_switches_on_serves_haproxy_mode_and_its_binary_is_installed():
     environment = ray_environment()
     assert environment["RAY_SERVE_ENABLE_HA_PROXY"] == environment["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
     assert Path(get_haproxy_binary()).is_file()
+
+
+def test_the_image_carries_the_console_the_ingress_serves():
+    copied = re.findall(r"^COPY (?:--\S+ )*(\S+) \./(\S+)$", DOCKERFILE, flags=re.MULTILINE)
+    assert (CONSOLE_DIR.name, CONSOLE_DIR.name) in copied
+    assert CONSOLE_DIR.parent == REPO  # the image keeps the repository's layout under /app
