@@ -2,7 +2,7 @@
 // Every text from the store goes into the page as text (textContent), never as HTML.
 // The API key lives in `state.key` only: never in storage, a cookie or the address.
 
-const state = { key: null, health: null };
+const state = { key: null };
 const $ = (id) => document.getElementById(id);
 const DISARM_AFTER_MS = 5000;
 
@@ -93,11 +93,12 @@ function parseJson(text, what) {
   }
 }
 
-function parseObject(text, what) {
+// An optional JSON object typed into a field: undefined when the field is empty.
+function parseObject(text, what, example) {
   if (!text.trim()) return undefined;
   const value = parseJson(text, what);
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new Error(`${what} must be a JSON object, like {"source": "notes"}`);
+    throw new Error(`${what} must be a JSON object, like ${example}`);
   }
   return value;
 }
@@ -106,11 +107,10 @@ function parseObject(text, what) {
 
 async function refreshHealth() {
   const health = await api("GET", "healthz/");
-  state.health = health;
   $("tenant").textContent = health.tenant_id;
   document.title = `${health.tenant_id} · chromedb-instance console`;
   const badge = $("instance-status");
-  badge.textContent = health.status === "ok" ? "all deployments up" : `degraded: ${health.status}`;
+  badge.textContent = health.status === "ok" ? "all deployments up" : "degraded: a deployment is not answering";
   badge.className = `badge ${health.status === "ok" ? "ok" : "degraded"}`;
   $("plan").textContent = health.plan;
   $("model").textContent = `${health.model_name} (${health.dimension} dimensions)`;
@@ -170,7 +170,7 @@ function searchRequest() {
     mode: $("search-mode").value,
     top_k: Number($("search-top-k").value || 10),
   };
-  const where = parseObject($("search-where").value, "The metadata filter");
+  const where = parseObject($("search-where").value, "The metadata filter", '{"source": "notes"}');
   if (where !== undefined) request.where = where;
   return request;
 }
@@ -191,6 +191,11 @@ function renderResults(results) {
     return;
   }
   list.replaceChildren(...results.map(resultItem));
+  // Long texts scroll in their own box: bring each marked chunk into its box's view.
+  for (const best of list.querySelectorAll(".text mark")) {
+    const box = best.parentElement;
+    box.scrollTop = best.offsetTop - box.offsetTop - 8;
+  }
 }
 
 function resultItem(hit) {
@@ -204,7 +209,17 @@ function resultItem(hit) {
   score.textContent = `score ${hit.score.toFixed(3)}`;
   const text = document.createElement("p");
   text.className = "text";
-  text.textContent = hit.text;
+  if (hit.span) {
+    // A chunked document: mark the chunk that matched. The span counts Unicode code points (the
+    // service is Python), so index by code point, not by JavaScript's UTF-16 units.
+    const chars = Array.from(hit.text);
+    const [start, end] = hit.span;
+    const best = document.createElement("mark");
+    best.textContent = chars.slice(start, end).join("");
+    text.append(chars.slice(0, start).join(""), best, chars.slice(end).join(""));
+  } else {
+    text.textContent = hit.text;
+  }
   const metadata = document.createElement("ul");
   metadata.className = "metadata";
   metadata.setAttribute("aria-label", "metadata");
@@ -233,7 +248,7 @@ async function deleteFromResult(id, item, button) {
       button.classList.remove("armed");
       button.textContent = "Delete";
     }, DISARM_AFTER_MS);
-    return `Press "Delete" on ${id} again to delete it.`;
+    return `Press the button again to delete ${id}.`;
   }
   const deleted = await api("POST", "delete/", { ids: [id] });
   item.remove();
@@ -247,7 +262,7 @@ async function addOne() {
   const document_ = { text: $("add-text").value };
   const id = $("add-id").value.trim();
   if (id) document_.id = id;
-  const metadata = parseObject($("add-metadata").value, "Metadata");
+  const metadata = parseObject($("add-metadata").value, "Metadata", '{"source": "notes"}');
   if (metadata !== undefined) document_.metadata = metadata;
   const stored = await api("POST", "embed/", { documents: [document_], chunking: $("add-chunking").checked });
   $("add-form").reset();
@@ -256,15 +271,10 @@ async function addOne() {
 }
 
 function parseLines(text) {
-  const documents = [];
-  text.split("\n").forEach((line, index) => {
-    if (!line.trim()) return;
-    const value = parseJson(line, `Line ${index + 1}`);
-    if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      throw new Error(`Line ${index + 1} must be a JSON object with a "text"`);
-    }
-    documents.push(value);
-  });
+  const documents = text
+    .split("\n")
+    .map((line, index) => parseObject(line, `Line ${index + 1}`, '{"text": "…"}'))
+    .filter((document_) => document_ !== undefined);
   if (!documents.length) throw new Error("Paste at least one line of JSON.");
   return documents;
 }

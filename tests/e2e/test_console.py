@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.conftest import E2E_API_KEY, E2E_QUOTA, E2E_TENANT, REPO, ServeInstance
+from bench.instance import REPO, ServeInstance
+from tests.e2e.conftest import E2E_API_KEY, E2E_QUOTA, E2E_TENANT
 
 pytestmark = pytest.mark.e2e
 
@@ -52,21 +54,29 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser, service: ServeInstance, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh browser context (nothing remembered) on the console; a screenshot when the test ends,
-    failed or not; no script error allowed."""
+@contextmanager
+def console(browser: Browser, url: str, tenant: str, screenshot: str) -> Iterator[Page]:
+    """A fresh browser context (nothing remembered) on the console at `url`; a screenshot when the
+    test ends, failed or not; no script error allowed."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(service.url)  # the instance's bare URL redirects to the console
-    expect(opened.locator("#tenant")).to_have_text(E2E_TENANT)
-    yield opened
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    opened.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
-    context.close()
+    opened.goto(url)  # the instance's bare URL redirects to the console
+    expect(opened.locator("#tenant")).to_have_text(tenant)
+    try:
+        yield opened
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        opened.screenshot(path=ARTIFACTS / f"{screenshot}.png", full_page=True)
+        context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser: Browser, service: ServeInstance, request: pytest.FixtureRequest) -> Iterator[Page]:
+    with console(browser, service.url, E2E_TENANT, request.node.name) as opened:
+        yield opened
 
 
 @pytest.fixture(autouse=True)
@@ -151,7 +161,7 @@ def test_add_search_and_delete(page: Page, api: httpx.Client) -> None:
     search(page, "a cat sitting on a rug")
     delete = page.get_by_role("button", name=f"Delete {NOTES['id']}")
     delete.click()
-    expect(page.locator("#search-feedback")).to_have_text(f'Press "Delete" on {NOTES["id"]} again to delete it.')
+    expect(page.locator("#search-feedback")).to_have_text(f"Press the button again to delete {NOTES['id']}.")
     assert api.get(f"/documents/{NOTES['id']}").status_code == 200
     delete.click()
     expect(page.locator("#search-feedback")).to_have_text(f"Deleted {NOTES['id']}: 3 documents left.")
@@ -175,7 +185,7 @@ def test_api_errors_are_shown_as_the_api_words_them(page: Page, api: httpx.Clien
     expect(feedback).to_contain_text("The metadata filter is not valid JSON")
     page.fill("#import-lines", '{"text": "fine"}\n[1, 2]')
     page.click("#import-form button[type=submit]")
-    expect(page.locator("#import-feedback")).to_have_text('Line 2 must be a JSON object with a "text"')
+    expect(page.locator("#import-feedback")).to_have_text('Line 2 must be a JSON object, like {"text": "…"}')
 
     # A paste is one request: past the plan's documents per request it is refused whole.
     limit = api.get("/healthz/").json()["limits"]["max_docs_per_request"]
@@ -261,3 +271,47 @@ def test_keyboard_only_on_a_phone_sized_screen(page: Page, api: httpx.Client) ->
     expect(page.locator("#search-feedback")).to_have_text(f"Deleted {NOTES['id']}: 0 documents left.")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert api.get("/count/").json()["count"] == 0
+
+
+# Each sentence on its own subject, so that only the last one answers the query below.
+FILLER = [
+    "The committee approved the new budget after a long debate about school funding.",
+    "Fresh basil and ripe tomatoes make a simple summer pasta sauce.",
+    "The train to the coast was delayed by signal failures near the junction.",
+    "Her thesis compared medieval trade routes across the northern seas.",
+    "A firmware update fixed the printer's habit of jamming on thick paper.",
+    "The orchestra rehearsed the second movement until the strings were in time.",
+]
+LIGHTHOUSE = "Every spring the lighthouse keeper painted the tower in red and white stripes."
+
+
+def test_an_open_instance_asks_for_no_key_and_marks_the_chunk_that_matched(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    workdir = tmp_path_factory.mktemp("console-open")
+    instance = ServeInstance(workdir, {"TENANT_ID": "console open", "PERSIST_DIR": str(workdir / "data")})
+    instance.start()
+    try:
+        with console(browser, instance.url, "console open", "open-instance-chunking") as page:
+            expect(page.locator("#auth")).to_have_text("open (no API key set)")
+            expect(page.locator("#key-panel")).to_be_hidden()
+
+            # Past the model's window (256 word pieces): stored whole, found by its last sentence.
+            long_text = " ".join(FILLER * 4 + [LIGHTHOUSE])
+            page.fill("#add-id", "long-document")
+            page.fill("#add-text", long_text)
+            page.check("#add-chunking")
+            page.click("#add-form button[type=submit]")
+            stored = "Stored long-document: 1 document in all."
+            expect(page.locator("#add-feedback")).to_have_text(stored, timeout=WAIT_MS)
+
+            search(page, "who painted the lighthouse tower")
+            expect(page.locator("#search-feedback")).to_have_text("1 result (semantic).")
+            text = page.locator("#results > li .text")
+            expect(text).to_have_text(long_text)  # the whole document, the chunk marked inside it
+            marked = page.locator("#results > li .text mark").inner_text()
+            assert LIGHTHOUSE in marked and marked in long_text and not long_text.startswith(marked)
+            # The marked chunk is scrolled into view within the result's text box.
+            assert text.evaluate("box => box.scrollTop > 0 && box.scrollHeight > box.clientHeight")
+    finally:
+        instance.stop()
