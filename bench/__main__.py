@@ -23,9 +23,10 @@ from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 
 from bench import measure
-from bench.ports import free_port, side_ports
+from bench.instance import REPO
+from bench.ports import free_port
 from bench.readme import replace_section
-from bench.targets import REPO, TOP_K, ChromaServer, InProcess, Service, Target
+from bench.targets import TOP_K, ChromaServer, InProcess, Service, Target
 from bench.workload import Workload, load_workload
 from deployments.backends import EmbeddingBackend
 from deployments.config import Settings, load_settings
@@ -258,7 +259,7 @@ def main(argv: list[str]) -> int:
         sweep = ef_search_sweep(inproc_target.settings, query_vectors, exact)
         inproc_target.stop()
 
-        service_target = Service(copy_for("service"), free_port(), config, work, side_ports())
+        service_target = Service(copy_for("service"), config, work, {})
         try:
             service = run_target(service_target, workload, args)
         finally:

@@ -30,8 +30,9 @@ import httpx
 import numpy as np
 from scipy.stats import spearmanr
 
+from bench.instance import REPO
 from bench.readme import replace_section
-from bench.targets import REPO, own_service
+from bench.targets import own_service
 from deployments.backends import EmbeddingBackend
 from deployments.config import load_settings
 from deployments.embedder import load_backend

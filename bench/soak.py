@@ -33,7 +33,8 @@ from typing import Any, Literal
 import httpx
 
 from bench import measure
-from bench.targets import REPO, own_service
+from bench.instance import REPO
+from bench.targets import own_service
 
 DESCRIPTION = "Soak the service: many clients mixing embed, search and delete; verify nothing was lost."
 ROUTES = ("embed", "search", "delete")

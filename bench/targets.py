@@ -19,18 +19,16 @@ from typing import Any
 
 import chromadb
 import httpx
-import yaml
 from chromadb.config import Settings as ChromaSettings
 
+from bench.instance import ServeInstance
 from bench.measure import SearchFn
-from bench.ports import free_port, side_ports
 from bench.workload import Passage
 from deployments.backends import EmbeddingBackend
 from deployments.config import Settings, load_settings
 from deployments.ranking import Query
 from deployments.tenant_store import TenantStore
 
-REPO = Path(__file__).resolve().parents[1]
 TOP_K = 10
 START_TIMEOUT_S = 300
 
@@ -71,39 +69,24 @@ class Service:
 
     name = "service"
 
-    def __init__(self, settings: Settings, port: int, config: str, workdir: Path, extra_env: dict[str, str]) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        shipped = yaml.safe_load((REPO / config).read_text())
-        shipped["http_options"]["port"] = port  # the only change to the shipped config
-        self.config_path = workdir / "serve_config.yaml"
-        self.config_path.write_text(yaml.safe_dump(shipped))
-        self.env = {
-            **os.environ,
+    def __init__(self, settings: Settings, config: str, workdir: Path, extra_env: dict[str, str]) -> None:
+        tenant = {
             "TENANT_ID": settings.tenant_id,
             "PLAN": settings.plan,
             "MAX_DOCS": str(settings.quota),
             "PERSIST_DIR": str(settings.persist_dir),
             "MODEL_CACHE_DIR": str(settings.onnx_cache_dir),
-            **extra_env,
         }
-        self.log_path = workdir / "service.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.instance = ServeInstance(workdir, {**tenant, **extra_env}, config=config)  # only the ports change
+        self.url = self.instance.url
+        self.log_path = self.instance.log_path
 
     def start(self) -> float:
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "deployments.launch", str(self.config_path)],
-            cwd=REPO,
-            env=self.env,
-            stdout=self.log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return wait_for(f"{self.url}/healthz/", self.process, started)
+        return self.instance.start()
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process else None
+        return self.instance.process.pid if self.instance.process else None
 
     def ingest(self, passages: list[Passage], batch_size: int, clients: int) -> None:
         def send(batch: list[Passage]) -> None:
@@ -125,7 +108,7 @@ class Service:
         return search
 
     def stop(self) -> None:
-        stop(self.process)
+        self.instance.stop()
 
 
 class InProcess:
@@ -244,7 +227,7 @@ def own_service(
         model_cache_dir=cache_dir / "model-cache",  # the ONNX export `make bench` keeps
     )
     api_key = secrets.token_hex(16)
-    service = Service(settings, free_port(), "serve_config.yaml", workdir, {"API_KEY": api_key, **side_ports()})
+    service = Service(settings, "serve_config.yaml", workdir, {"API_KEY": api_key})
     try:
         print(f"starting the service (log: {service.log_path}) ...", flush=True)
         print(f"healthy after {service.start():.1f} s", flush=True)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.e2e.conftest import ServeInstance, session_processes
+from bench.instance import ServeInstance, session_processes
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import E2E_API_KEY, REPO
+from bench.instance import REPO
+from tests.e2e.conftest import E2E_API_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from ray.cluster_utils import Cluster
 
+from bench.instance import REPO, START_TIMEOUT_S, kill_session
 from bench.ports import free_port, side_ports
 from deployments import procfs
-from tests.e2e.conftest import REPO, START_TIMEOUT_S, kill_session
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ServeInstance, kill_session, service_logs, session_processes
+from bench.instance import ServeInstance, kill_session, session_processes
+from tests.e2e.conftest import service_logs
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.e2e.conftest import E2E_API_KEY, ServeInstance, patient_client
+from bench.instance import ServeInstance
+from tests.e2e.conftest import E2E_API_KEY, patient_client
 from tests.fuzzing import CHECKS, DOCUMENT, schema
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.conftest import ServeInstance, kill_session, service_logs
+from bench.instance import ServeInstance, kill_session
+from tests.e2e.conftest import service_logs
 
 pytestmark = pytest.mark.e2e
 

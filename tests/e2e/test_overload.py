@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.e2e.conftest import ServeInstance
+from bench.instance import ServeInstance
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import E2E_API_KEY, E2E_QUOTA, E2E_TENANT, REPO, ServeInstance
+from bench.instance import REPO, ServeInstance
+from tests.e2e.conftest import E2E_API_KEY, E2E_QUOTA, E2E_TENANT
 
 pytestmark = pytest.mark.e2e
 
