@@ -54,7 +54,7 @@ with `POST /get/` or `GET /documents/{id}`, page through them with `POST /list/`
 `POST /delete/`; `GET /healthz/` reports the instance; a browser console is at `/console/`.
 Errors are JSON: `{"error": "<name>", "message": "<what is wrong>", "field": "<path>"}`.
 When the instance has an API key, send it as `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
-on every route but `GET /healthz/`.
+on every route but `GET /healthz/` and the console's own page.
 """
 
 ERRORS: dict[int | str, dict[str, Any]] = {
