@@ -21,7 +21,7 @@ import chromadb
 import httpx
 from chromadb.config import Settings as ChromaSettings
 
-from bench.instance import ServeInstance
+from bench.instance import START_TIMEOUT_S, ServeInstance
 from bench.measure import SearchFn
 from bench.workload import Passage
 from deployments.backends import EmbeddingBackend
@@ -30,7 +30,6 @@ from deployments.ranking import Query
 from deployments.tenant_store import TenantStore
 
 TOP_K = 10
-START_TIMEOUT_S = 300
 
 
 def batches(passages: list[Passage], size: int) -> list[list[Passage]]:
