@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint unit e2e browser bench soak eval clean
+.PHONY: run test lint unit e2e browser bench bench-backends soak eval clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(STAMP)
 # rewrites the README's Performance table. Never part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+
+# The embedding backends' speed side by side (onnx, onnx-int8; a few minutes). Never part of `make test`.
+bench-backends: $(STAMP)
+	$(BIN)/python -m bench.backends $(ARGS)
 
 # 16 clients mixing embed, search and delete for 5 minutes against a fresh service (about 6 minutes
 # in all); prints a table, fails on any 5xx, lost document or memory growth. Never part of `make test`.

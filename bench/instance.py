@@ -48,10 +48,12 @@ class ServeInstance:
         config: str = "serve_config.yaml",
         deployments: dict[str, dict[str, Any]] | None = None,
         logging_config: dict[str, Any] | None = None,
+        args: dict[str, Any] | None = None,
     ) -> None:
         """`env`: the tenant's settings (over this process's environment); `deployments`: options
         to change in the shipped `config`, by deployment name; `logging_config`: entries to change
-        in its logging_config. The port is the only other change."""
+        in its logging_config; `args`: entries to change in the application's `args` (app.GraphArgs).
+        The port is the only other change."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,7 +61,9 @@ class ServeInstance:
         shipped = yaml.safe_load((REPO / config).read_text())
         shipped["http_options"]["port"] = self.port
         shipped["logging_config"].update(logging_config or {})
-        for deployment in shipped["applications"][0]["deployments"]:
+        application = shipped["applications"][0]
+        application["args"] = {**application.get("args", {}), **(args or {})}
+        for deployment in application["deployments"]:
             deployment.update((deployments or {}).get(deployment["name"], {}))
         self.config_path = workdir / "serve_config.yaml"
         self.config_path.write_text(yaml.safe_dump(shipped))

@@ -95,21 +95,30 @@ def peak_pss(root: int | None, interval_s: float = 0.5) -> Iterator[list[float]]
         peak[0] = float("nan")
         yield peak
         return
-    stop = threading.Event()
 
-    def sample() -> None:
+    def sample(stop: threading.Event) -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], pss_mb(root))
             stop.wait(interval_s)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     try:
-        yield peak
+        with in_background(sample):
+            yield peak
+    finally:
+        peak[0] = max(peak[0], pss_mb(root))
+
+
+@contextmanager
+def in_background(work: Callable[[threading.Event], None]) -> Iterator[None]:
+    """Runs `work(stop)` on a thread of its own while the block runs; then sets `stop` and waits for it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=work, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
     finally:
         stop.set()
-        sampler.join()
-        peak[0] = max(peak[0], pss_mb(root))
+        thread.join()
 
 
 def exact_top_ids(corpus: Vectors, ids: list[str], queries: Vectors, k: int) -> list[list[str]]:

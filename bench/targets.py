@@ -111,14 +111,16 @@ class Service:
 
 
 class InProcess:
-    """The limit: the same backend and the same store class called as plain functions."""
+    """The limit: the same backends (`backend` for queries, `bulk` for documents, as the service
+    runs them) and the same store class called as plain functions."""
 
     name = "in-process"
     pid = None
 
-    def __init__(self, settings: Settings, backend: EmbeddingBackend) -> None:
+    def __init__(self, settings: Settings, backend: EmbeddingBackend, bulk: EmbeddingBackend) -> None:
         self.settings = settings
         self.backend = backend
+        self.bulk = bulk
         self.store: TenantStore | None = None
 
     def start(self) -> float:
@@ -130,7 +132,7 @@ class InProcess:
         assert self.store is not None
         for batch in batches(passages, batch_size):
             texts = [p.text for p in batch]
-            self.store.upsert([p.id for p in batch], texts, self.backend.encode(texts), [{} for _ in batch])
+            self.store.upsert([p.id for p in batch], texts, self.bulk.encode(texts), [{} for _ in batch])
 
     def make_search(self) -> SearchFn:
         store = self.store
@@ -148,13 +150,17 @@ class InProcess:
 
 
 class ChromaServer:
-    """What a tenant would run instead: `chroma run` on the same folder, the client embedding."""
+    """What a tenant would run instead: `chroma run` on the same folder, the client embedding
+    (queries with `backend`, documents with `bulk`)."""
 
     name = "chroma server"
 
-    def __init__(self, settings: Settings, backend: EmbeddingBackend, port: int, workdir: Path) -> None:
+    def __init__(
+        self, settings: Settings, backend: EmbeddingBackend, bulk: EmbeddingBackend, port: int, workdir: Path
+    ) -> None:
         self.settings = settings
         self.backend = backend
+        self.bulk = bulk
         self.port = port
         self.log_path = workdir / "chroma.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -186,7 +192,7 @@ class ChromaServer:
     def ingest(self, passages: list[Passage], batch_size: int, clients: int) -> None:
         def send(batch: list[Passage]) -> None:
             texts = [p.text for p in batch]
-            self.collection.upsert(ids=[p.id for p in batch], documents=texts, embeddings=self.backend.encode(texts))
+            self.collection.upsert(ids=[p.id for p in batch], documents=texts, embeddings=self.bulk.encode(texts))
 
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(send, batches(passages, batch_size)))

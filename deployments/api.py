@@ -73,7 +73,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    # async: FastAPI runs a plain function dependency in a worker thread, a hop per request.
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -287,17 +288,18 @@ async def to_console() -> RedirectResponse:
     return RedirectResponse(f"{CONSOLE_PATH}/")
 
 
-def _service_error(_: Request, exc: Exception) -> JSONResponse:
+# The handlers are coroutines: Starlette runs a plain function handler in a worker thread.
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     return exc.to_response()
 
 
-def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for error in exc.errors():
         if error["type"] == "json_invalid":
-            return _service_error(_, MalformedBody(f"the body is not valid JSON: {error['msg']}"))
+            return MalformedBody(f"the body is not valid JSON: {error['msg']}").to_response()
         field = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
         problem = error["msg"].removeprefix("Value error, ")
         if field == "body":  # missing, not an object, or sent without a JSON content type
@@ -307,12 +309,12 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return InvalidRequest(message, field=problems[0][0]).to_response()
 
 
-def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors in the one error format: a body that is not UTF-8 (FastAPI's 400
     "There was an error parsing the body"), an unknown path (404), a wrong method (405)."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:
-        return _service_error(request, MalformedBody("the body is not valid JSON: it is not UTF-8 text"))
+        return MalformedBody("the body is not valid JSON: it is not UTF-8 text").to_response()
     error = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
     metrics.rejected.inc(tags={"reason": error})
     return JSONResponse({"error": error, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)

@@ -1,6 +1,11 @@
 """The Embedder deployment: the tenant's model, loaded once per replica, fed by dynamic batching."""
 
 import asyncio
+import contextlib
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +16,7 @@ from deployments.backends import EmbeddingBackend, OnnxBackend, SentenceTransfor
 from deployments.chunking import Span, chunk_spans
 from deployments.config import Settings, onnx_unsupported
 from deployments.errors import ConfigError
-from deployments.onnx_export import cached_onnx_path, export_onnx
+from deployments.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
 
 
 @dataclass
@@ -36,15 +41,45 @@ def embed_texts(backend: EmbeddingBackend, texts: list[str]) -> Embedded:
     return Embedded(backend.encode(texts), truncated_flags(backend, texts))
 
 
-def load_backend(settings: Settings, gpu: bool = False) -> EmbeddingBackend:
-    """The tenant's model on the backend EMBED_BACKEND names; `auto` is ONNX on CPU and torch on a GPU."""
-    choice = settings.embed_backend
-    if choice == "auto":
-        choice = "torch" if gpu or onnx_unsupported(settings.model_path) else "onnx"
+# Sub-batches of documents embedded at once, at most (one per core up to this).
+MAX_PARALLEL_BATCHES = 4
+# Texts in one call to `Embedder.embed` and in one model run, at most: callers slice bigger sets.
+# Small runs finish one request at a time, so concurrent imports reach the store one by one
+# rather than together (a chromadb write holds the store's GIL, README: Performance), and a
+# request of one document never waits behind another request's thousand.
+MAX_TEXTS_PER_CALL = 64
+
+
+def total_texts(requests: list[list[str]]) -> int:
+    """A batch's size for `@serve.batch`: its texts, not its calls."""
+    return sum(len(texts) for texts in requests)
+
+
+def backend_choice(settings: Settings, gpu: bool = False) -> str:
+    """The backend EMBED_BACKEND names; `auto` is ONNX on CPU and torch on a GPU (or for a model ONNX cannot run)."""
+    if settings.embed_backend != "auto":
+        return settings.embed_backend
+    return "torch" if gpu or onnx_unsupported(settings.model_path) else "onnx"
+
+
+def cores() -> int:
+    """The cores this process may run on, at most MAX_PARALLEL_BATCHES (each batch in flight holds its
+    own activations: a container given 2 cores of a 64-core host must not run 64)."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_PARALLEL_BATCHES))
+
+
+def load_backend(settings: Settings, gpu: bool = False, bulk: bool = False) -> EmbeddingBackend:
+    """The tenant's model on the backend `backend_choice` picks; `bulk`: tuned for many texts at
+    once (ONNX: a sub-batch per core, one thread each) rather than for one query at a time (ONNX:
+    one run over every core)."""
+    choice = backend_choice(settings, gpu)
     backend: EmbeddingBackend
-    if choice == "onnx":
+    if choice.startswith("onnx"):
         onnx_path = export_onnx(settings.model_path, cached_onnx_path(settings.model_path, settings.onnx_cache_dir))
-        backend = OnnxBackend(settings.model_path, onnx_path)
+        if choice == "onnx-int8":
+            onnx_path = quantize_onnx(onnx_path)
+        parallel = cores() if bulk else 1
+        backend = OnnxBackend(settings.model_path, onnx_path, threads=1 if bulk else 0, parallel=parallel, kind=choice)
     else:
         backend = SentenceTransformerBackend(settings.model_path)
     if backend.dimension != settings.dimension:
@@ -54,34 +89,95 @@ def load_backend(settings: Settings, gpu: bool = False) -> EmbeddingBackend:
     return backend
 
 
+def _rows_of(requests: list[list[str]]) -> list[slice]:
+    """Which rows of a batch's results belong to each of the calls it was made of."""
+    ends = list(itertools.accumulate(len(request) for request in requests))
+    return [slice(end - len(request), end) for request, end in zip(requests, ends, strict=True)]
+
+
+# How much lower than the rest of the service bulk embedding runs (Linux nice steps; the launcher
+# starts Ray's workers at 0, so bulk runs at 10): when a search and an import want the same core,
+# the search's work (HTTP, query embedding, the store's lookup and writes) goes first; when nobody
+# searches, the import has every core. Measured in README: Performance.
+BULK_NICENESS_STEPS = 10
+
+
+def lower_this_threads_priority(steps: int = BULK_NICENESS_STEPS) -> None:
+    """Run the calling thread, and the threads it starts from now on, `steps` nice levels lower
+    (a per-thread attribute on Linux, inherited by new threads; 19 at most)."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: one priority for all
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + steps))
+
+
 # Shape defaults only: replicas, CPUs, GPUs and autoscaling are set in serve_config.yaml.
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
 class Embedder:
-    def __init__(self, settings: Settings) -> None:
+    """Two lanes that never wait for each other: `embed` for documents (imports, chunks, index
+    rebuilds), at low CPU priority, and `embed_queries` for searches, with a model session of its
+    own at normal priority (loaded at start when `serves_queries`, else on the first query: with the
+    shipped CPU config the Ingress embeds its queries itself, README: Architecture)."""
+
+    def __init__(self, settings: Settings, serves_queries: bool = True) -> None:
+        """`serves_queries`: whether searches are embedded here (else the query lane's model is
+        loaded only if a query ever comes)."""
         import ray
 
-        self.backend = load_backend(settings, gpu=bool(ray.get_gpu_ids()))
+        self._settings = settings
+        self._gpu = bool(ray.get_gpu_ids())
+        # One thread each, so the model runs one batch at a time per lane; the bulk one is made at low
+        # priority before the model is loaded, so ONNX Runtime's own threads inherit it.
+        self._bulk = ThreadPoolExecutor(1, "bulk-embed", initializer=lower_this_threads_priority)
+        self._queries = ThreadPoolExecutor(1, "query-embed")
+        self.backend = self._bulk.submit(load_backend, settings, self._gpu, True).result()
+        self._query_backend: EmbeddingBackend | None = None
+        self._documents_pending = 0  # texts of document calls not answered yet (queued or embedding)
+        if serves_queries:
+            self._queries.submit(self._query_model).result()
 
-    # Each call carries the texts of one HTTP request; concurrent calls are embedded as one batch.
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def embed(self, requests: list[list[str]]) -> list[Embedded]:
+    async def embed(self, texts: list[str]) -> Embedded:
+        """Documents (or chunks): at most MAX_TEXTS_PER_CALL texts, embedded with the calls beside it."""
+        self._documents_pending += len(texts)
+        try:
+            return await self._embed_documents(texts)
+        finally:
+            self._documents_pending -= len(texts)
+
+    # Concurrent calls are embedded as one batch of at most `max_batch_size` texts, in the order they came.
+    @serve.batch(max_batch_size=MAX_TEXTS_PER_CALL, batch_wait_timeout_s=0.0, batch_size_fn=total_texts)
+    async def _embed_documents(self, requests: list[list[str]]) -> list[Embedded]:
         texts = [text for request in requests for text in request]
         metrics.embed_batch.observe(len(texts))
         # In a thread, so the replica keeps accepting (and queueing) calls while the model works.
-        embedded = await asyncio.to_thread(embed_texts, self.backend, texts)
-        results, start = [], 0
-        for request in requests:
-            end = start + len(request)
-            results.append(Embedded(embedded.vectors[start:end], embedded.truncated[start:end]))
-            start = end
-        return results
+        embedded = await asyncio.get_running_loop().run_in_executor(self._bulk, embed_texts, self.backend, texts)
+        return [Embedded(embedded.vectors[rows], embedded.truncated[rows]) for rows in _rows_of(requests)]
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    async def embed_queries(self, requests: list[list[str]]) -> list[Vectors]:
+        """Search queries (each call a batch of them), batched among themselves only: never behind a
+        document batch."""
+        texts = [text for request in requests for text in request]
+        vectors = await asyncio.get_running_loop().run_in_executor(self._queries, self._encode_queries, texts)
+        return [vectors[rows] for rows in _rows_of(requests)]
+
+    def _encode_queries(self, texts: list[str]) -> Vectors:
+        return self._query_model().encode(texts)
+
+    def _query_model(self) -> EmbeddingBackend:
+        if self._query_backend is None:
+            # torch's model may be shared by two threads; an ONNX session of its own keeps the lanes apart.
+            shared = isinstance(self.backend, SentenceTransformerBackend)
+            self._query_backend = self.backend if shared else load_backend(self._settings, self._gpu)
+        return self._query_backend
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Tune batching live from serve_config.yaml's user_config."""
+        """Tune batching live from serve_config.yaml's user_config (`max_batch_size` in texts)."""
         if "max_batch_size" in user_config:
-            self.embed.set_max_batch_size(int(user_config["max_batch_size"]))  # type: ignore[attr-defined]
+            texts = max(int(user_config["max_batch_size"]), MAX_TEXTS_PER_CALL)  # a call must fit one batch
+            self._embed_documents.set_max_batch_size(texts)  # type: ignore[attr-defined]
         if "batch_wait_timeout_s" in user_config:
-            self.embed.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))  # type: ignore[attr-defined]
+            wait_s = float(user_config["batch_wait_timeout_s"])
+            self._embed_documents.set_batch_wait_timeout_s(wait_s)  # type: ignore[attr-defined]
 
     def truncated(self, texts: list[str]) -> list[bool]:
         return truncated_flags(self.backend, texts)
@@ -95,4 +191,5 @@ class Embedder:
             "backend": self.backend.name,
             "dimension": self.backend.dimension,
             "max_tokens": self.backend.max_tokens,
+            "documents_pending": self._documents_pending,
         }

@@ -10,15 +10,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
-from ray.exceptions import RayActorError, RayTaskError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from deployments import limits, metrics
 from deployments.backends import Vectors
+from deployments.calls import HEALTH_PROBE_TIMEOUT_S, read, send
 from deployments.chunking import Chunks, Span
 from deployments.config import Settings
-from deployments.embedder import Embedded
-from deployments.errors import InvalidRequest, ServiceError, ServiceUnavailable
+from deployments.embedder import MAX_TEXTS_PER_CALL, Embedded
+from deployments.errors import InvalidRequest, ServiceError
+from deployments.query_embedding import EmbedderQueryEncoder, QueryEncoder
 from deployments.ranking import DEFAULT_HYBRID_WEIGHT, Query
 from deployments.rate_limits import RateLimiter
 from deployments.schemas import (
@@ -45,26 +45,26 @@ from deployments.schemas import (
     UpdateResponse,
 )
 
-HEALTH_PROBE_TIMEOUT_S = 2.0
-# Reads (query embedding, lookups, searches) normally take milliseconds. Past this, the deployment
-# is restarting or swamped: answer 503 and let the client retry rather than hold it. Writes are
-# never cut off once sent (a 503 from a timeout must mean "not stored"); they end with the
-# store's answer, or a 503 at once if the store replica dies.
-READ_TIMEOUT_S = 10.0
-
 SearchBatcher = Callable[[SearchRequest], Awaitable[SearchResponse | ServiceError]]
 
 
 class Gateway:
     def __init__(
-        self, settings: Settings, embedder: Any, store: Any, search_batcher: SearchBatcher | None = None
+        self,
+        settings: Settings,
+        embedder: Any,
+        store: Any,
+        search_batcher: SearchBatcher | None = None,
+        queries: QueryEncoder | None = None,
     ) -> None:
         """`search_batcher` gathers concurrent searches into one `search_batch` call (the Ingress
-        passes a `@serve.batch` method); without one, each search is a batch of one."""
+        passes a `@serve.batch` method); without one, each search is a batch of one. `queries`
+        embeds search queries (deployments.query_embedding); by default the Embedder's query lane."""
         self.settings = settings
         self._embedder = embedder
         self._store = store
         self._search_batcher = search_batcher or self._search_alone
+        self._queries = queries or EmbedderQueryEncoder(embedder)
         self.rate_limiter = RateLimiter(settings.limits)
 
     async def embed(self, request: EmbedRequest) -> EmbedResponse:
@@ -79,16 +79,15 @@ class Gateway:
         # A chunked document's own vector is its first chunk's, already made.
         given = [vector if cut is None else cut.vectors[0] for vector, cut in zip(supplied, chunks, strict=True)]
         embedded = await self._embed_changed(ids, texts, given)
-        count = await _call(
+        count = await send(
             "ChromaStore",
-            self._store.upsert.remote(
-                ids,
-                texts,
-                embedded.vectors,
-                [doc.metadata for doc in request.documents],
-                [vector is not None for vector in supplied],
-                chunks,
-            ),
+            self._store.upsert,
+            ids,
+            texts,
+            embedded.vectors,
+            [doc.metadata for doc in request.documents],
+            [vector is not None for vector in supplied],
+            chunks,
         )
         self._counted(count)
         truncated = [id_ for id_, cut in zip(ids, embedded.truncated, strict=True) if cut]
@@ -100,7 +99,7 @@ class Gateway:
         for documents that bring their own vector)."""
         candidates = [i for i, vector in enumerate(supplied) if vector is None]
         size, overlap = self.settings.chunk_size, self.settings.chunk_overlap
-        spans: list[list[Span]] = await _read(
+        spans: list[list[Span]] = await read(
             "Embedder", self._embedder.chunk_spans.remote([texts[i] for i in candidates], size, overlap)
         )
         long = {i: cut for i, cut in zip(candidates, spans, strict=True) if len(cut) > 1}
@@ -108,7 +107,7 @@ class Gateway:
         chunks: list[Chunks | None] = [None] * len(texts)
         if long:
             pieces = [texts[i][start:end] for i, cut in long.items() for start, end in cut]
-            embedded: Embedded = await _call("Embedder", self._embedder.embed.remote(pieces))
+            embedded = await self._embed_documents(pieces)
             first = 0
             for i, cut in long.items():
                 chunks[i] = Chunks(cut, embedded.vectors[first : first + len(cut)])
@@ -129,22 +128,30 @@ class Gateway:
         rest = [i for i in range(len(ids)) if supplied[i] is None]
         stored: dict[str, Vectors] = {}
         if rest:
-            stored = await _read(
+            stored = await read(
                 "ChromaStore", self._store.stored_vectors.remote([ids[i] for i in rest], [texts[i] for i in rest])
             )
         changed = [i for i in rest if ids[i] not in stored]
         reused = [i for i in rest if ids[i] in stored]
         if changed:
-            fresh: Embedded = await _call("Embedder", self._embedder.embed.remote([texts[i] for i in changed]))
+            fresh = await self._embed_documents([texts[i] for i in changed])
             vectors[changed] = fresh.vectors
             for i, cut in zip(changed, fresh.truncated, strict=True):
                 truncated[i] = cut
         if reused:
-            cut_reused = await _read("Embedder", self._embedder.truncated.remote([texts[i] for i in reused]))
+            cut_reused = await read("Embedder", self._embedder.truncated.remote([texts[i] for i in reused]))
             for i, cut in zip(reused, cut_reused, strict=True):
                 vectors[i] = stored[ids[i]]
                 truncated[i] = cut
         return Embedded(vectors, truncated)
+
+    async def _embed_documents(self, texts: list[str]) -> Embedded:
+        """The model's vectors for documents (or chunks), in calls of MAX_TEXTS_PER_CALL texts."""
+        slices = [texts[start : start + MAX_TEXTS_PER_CALL] for start in range(0, len(texts), MAX_TEXTS_PER_CALL)]
+        parts: list[Embedded] = await asyncio.gather(*(send("Embedder", self._embedder.embed, part) for part in slices))
+        return Embedded(
+            np.concatenate([part.vectors for part in parts]), [cut for part in parts for cut in part.truncated]
+        )
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         self._check_search(request)
@@ -184,9 +191,8 @@ class Gateway:
         needing = [i for i, r in enumerate(requests) if r.mode != "keyword" and r.vector is None]
         vectors = {i: np.asarray(r.vector, dtype=np.float32) for i, r in enumerate(requests) if r.vector is not None}
         if needing:
-            texts = [requests[i].query or "" for i in needing]
-            embedded: Embedded = await _read("Embedder", self._embedder.embed.remote(texts))
-            vectors.update(zip(needing, embedded.vectors, strict=True))
+            embedded = await self._queries.encode([requests[i].query or "" for i in needing])
+            vectors.update(zip(needing, embedded, strict=True))
         queries = [
             Query(
                 vectors.get(i),
@@ -199,7 +205,7 @@ class Gateway:
             )
             for i, r in enumerate(requests)
         ]
-        found = await _read("ChromaStore", self._store.search_many.remote(queries))
+        found = await read("ChromaStore", self._store.search_many.remote(queries))
         return [
             hits if isinstance(hits, ServiceError) else SearchResponse(results=[SearchHit(**hit) for hit in hits])
             for hits in found
@@ -210,7 +216,7 @@ class Gateway:
 
     async def get(self, request: GetRequest) -> GetResponse:
         limits.check_ids(request.ids, self.settings.limits)
-        found = await _read("ChromaStore", self._store.get.remote(request.ids, list(dict.fromkeys(request.include))))
+        found = await read("ChromaStore", self._store.get.remote(request.ids, list(dict.fromkeys(request.include))))
         present = {document["id"] for document in found}
         missing = [id_ for id_ in dict.fromkeys(request.ids) if id_ not in present]
         return GetResponse(documents=[DocumentOut(**document) for document in found], missing=missing)
@@ -218,7 +224,7 @@ class Gateway:
     async def list(self, request: ListRequest) -> ListResponse:
         limits.check_list(request, self.settings.limits)
         include = list(dict.fromkeys(request.include))
-        documents, next_offset = await _read(
+        documents, next_offset = await read(
             "ChromaStore",
             self._store.page.remote(request.limit, request.offset, request.where, request.where_document, include),
         )
@@ -229,13 +235,13 @@ class Gateway:
         self.rate_limiter.admit_documents(len(request.documents))
         ids = [document.id for document in request.documents]
         metadatas = [document.metadata for document in request.documents]
-        return UpdateResponse(updated=await _call("ChromaStore", self._store.update_metadata.remote(ids, metadatas)))
+        return UpdateResponse(updated=await send("ChromaStore", self._store.update_metadata, ids, metadatas))
 
     async def snapshot(self) -> SnapshotResponse:
-        return SnapshotResponse(**await _call("ChromaStore", self._store.snapshot.remote()))
+        return SnapshotResponse(**await send("ChromaStore", self._store.snapshot))
 
     async def count(self) -> CountResponse:
-        count = self._counted(await _read("ChromaStore", self._store.count.remote()))
+        count = self._counted(await read("ChromaStore", self._store.count.remote()))
         return CountResponse(count=count, quota=self.settings.quota)
 
     def _counted(self, count: int) -> int:
@@ -249,7 +255,7 @@ class Gateway:
             return await self._delete_matching(request)
         limits.check_ids(request.ids, self.settings.limits)
         self.rate_limiter.admit_documents(len(request.ids))
-        deleted, count = await _call("ChromaStore", self._store.delete.remote(request.ids))
+        deleted, count = await send("ChromaStore", self._store.delete, request.ids)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def _delete_matching(self, request: DeleteRequest) -> DeleteResponse:
@@ -257,9 +263,9 @@ class Gateway:
         deleting them by id would be; the store refuses more than a request's worth."""
         most = self.settings.limits.max_docs_per_request
         filters = (request.where, request.where_document)
-        matching = await _read("ChromaStore", self._store.count_matching.remote(*filters, most))
+        matching = await read("ChromaStore", self._store.count_matching.remote(*filters, most))
         self.rate_limiter.admit_documents(min(matching, most))
-        deleted, count = await _call("ChromaStore", self._store.delete_where.remote(*filters, most))
+        deleted, count = await send("ChromaStore", self._store.delete_where, *filters, most)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def health(self) -> HealthResponse:
@@ -291,36 +297,9 @@ class Gateway:
         )
 
 
-async def _call(deployment: str, response: Any) -> Any:
-    """Await a handle call, re-raising our own errors as themselves and Ray's as a 503."""
-    try:
-        return await response
-    except RayTaskError as exc:
-        if isinstance(exc.cause, ServiceError):
-            raise exc.cause from None
-        raise
-    except (RayActorError, BackPressureError, DeploymentUnavailableError) as exc:
-        raise ServiceUnavailable(
-            f"the {deployment} deployment is unavailable ({type(exc).__name__}); retry shortly"
-        ) from None
-
-
-async def _read(deployment: str, response: Any, timeout_s: float | None = None) -> Any:
-    """`_call` for a call that changes nothing, so giving up on it is safe: 503 past `timeout_s`
-    (READ_TIMEOUT_S by default; waiting is cancelled, and with it the call if it has not started)."""
-    timeout_s = READ_TIMEOUT_S if timeout_s is None else timeout_s
-    try:
-        return await asyncio.wait_for(_call(deployment, response), timeout_s)
-    except TimeoutError:
-        raise ServiceUnavailable(
-            f"the {deployment} deployment did not answer within {timeout_s:g} s (restarting or overloaded); "
-            "retry shortly"
-        ) from None
-
-
 async def _probe(deployment: str, response: Any) -> tuple[DeploymentState, Any]:
     try:
-        value = await _read(deployment, response, HEALTH_PROBE_TIMEOUT_S)
+        value = await read(deployment, response, HEALTH_PROBE_TIMEOUT_S)
     except ServiceError:
         return DeploymentState(status="unavailable"), None
     detail = value if isinstance(value, dict) else {}

@@ -66,7 +66,7 @@ def index_folders(data_dir: Path) -> list[Path]:
 
 def check_index(folder: Path) -> None:
     """Raise BrokenIndex if loading `folder` could crash chromadb or give it a corrupt graph."""
-    header = _read_header(folder)
+    header = read_header(folder)
     _check_sizes(folder, header)
     _check_level0(folder / "data_level0.bin", header)
     _check_upper_levels(folder / "link_lists.bin", header)
@@ -96,7 +96,7 @@ def quarantine_broken_indexes(data_dir: Path) -> list[str]:
     return found
 
 
-def _read_header(folder: Path) -> Header:
+def read_header(folder: Path) -> Header:
     raw = (folder / "header.bin").read_bytes()
     if len(raw) < HEADER.size:
         raise BrokenIndex(f"header.bin has {len(raw)} bytes, expected {HEADER.size}")

@@ -10,19 +10,29 @@ from deployments.api import create_api
 from deployments.config import Settings
 from deployments.errors import ServiceError
 from deployments.gateway import Gateway
+from deployments.query_embedding import QueryEmbedding, query_encoder
 from deployments.schemas import SearchRequest, SearchResponse
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=128)
 @serve.ingress()
 class Ingress:
-    def __init__(self, settings: Settings, embedder: DeploymentHandle[Any], store: DeploymentHandle[Any]) -> None:
-        self.gateway = Gateway(settings, embedder, store, search_batcher=self.search_batched)
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: DeploymentHandle[Any],
+        store: DeploymentHandle[Any],
+        query_embedding: QueryEmbedding = "ingress",
+    ) -> None:
+        queries = query_encoder(settings, embedder, query_embedding)
+        self.gateway = Gateway(settings, embedder, store, search_batcher=self.search_batched, queries=queries)
 
-    # Concurrent searches share one Embedder call and one store call: on a small machine Serve's
+    # Concurrent searches share one query embedding and one store call: on a small machine Serve's
     # per-call cost, not the model, bounds throughput, so fewer calls per search is what pays.
-    # No wait: a lone search goes at once; under load, searches queue while a batch is in flight.
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    # No wait: a lone search goes at once; under load, searches queue while batches are in flight.
+    # Several batches at once make a pipeline: one batch's queries are embedded while the store
+    # searches for the one before (README: Performance).
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0, max_concurrent_batches=4)
     async def search_batched(self, requests: list[SearchRequest]) -> list[SearchResponse | ServiceError]:
         return await self.gateway.search_batch(requests)
 

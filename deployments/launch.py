@@ -11,13 +11,13 @@ container, the end-to-end tests and the benchmark all use).
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from types import FrameType
 
 from deployments import procfs
 from deployments.config import METRICS_PORT_ENV
+from deployments.ports import free_port
 from deployments.preflight import checked_settings
 
 # On a stop, HAProxy first finishes the requests in flight, for up to this long, before Serve shuts
@@ -50,6 +50,10 @@ def ray_environment() -> dict[str, str]:
         # agents listen on 127.0.0.1 only (Ray's single-machine mode; the variable's name is
         # historical). From outside, only the API and HAProxy's listeners can be reached.
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        # Ray starts its workers (every replica) at nice 15, below its own daemons. At 0 instead, the
+        # Embedder can run bulk embedding 10 levels below the request path (deployments.embedder),
+        # so a search is served first when it and an import want the same core.
+        "RAY_worker_niceness": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -71,7 +75,7 @@ def main(argv: list[str]) -> int:
     # `serve run` sees Ray already up and skips its own ray.init.
     # Ray's metrics agent exports Ray's, Serve's and our metrics on this loopback port; the Ingress
     # serves them at GET /metrics/ (replicas inherit the variable).
-    os.environ.setdefault(METRICS_PORT_ENV, str(_free_loopback_port()))
+    os.environ.setdefault(METRICS_PORT_ENV, str(free_port()))
     ray.init(
         address="local",
         namespace=SERVE_NAMESPACE,
@@ -110,12 +114,6 @@ def _drain_haproxy(timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while any(_running(pid) for pid in haproxies) and time.monotonic() < deadline:
         time.sleep(0.1)
-
-
-def _free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _running(pid: int) -> bool:

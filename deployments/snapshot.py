@@ -78,6 +78,10 @@ def restore(snapshot: Path, settings: Settings) -> Path:
             f"the snapshot was embedded with MODEL_NAME={manifest['model_name']!r} (DIMENSION="
             f"{manifest['dimension']}); these settings say {settings.model_name!r} ({settings.dimension})"
         )
+    if (made := manifest.get("vectors", "fp32")) != settings.vectors:
+        raise ConfigError(
+            f"the snapshot holds {made} vectors; EMBED_BACKEND={settings.embed_backend} makes {settings.vectors} ones"
+        )
     target = settings.data_dir
     if target.exists() and any(target.iterdir()):
         raise ConfigError(f"{target} already holds data: restore into an empty PERSIST_DIR or remove it first")

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ from ray import serve
 from deployments.backends import Vectors
 from deployments.chunking import Chunks
 from deployments.config import Settings
-from deployments.embedder import Embedded
+from deployments.embedder import MAX_TEXTS_PER_CALL, Embedded
 from deployments.errors import ServiceError
 from deployments.ranking import Query
 from deployments.snapshot import snapshot_path
@@ -26,8 +27,11 @@ T = TypeVar("T")
 # and Serve replaces the replica; the stuck call's caller gets a 503, nothing half-written.
 WRITE_STALL_S = 120.0
 # A rebuild re-embeds stored texts this many at a time (one Embedder call, one chromadb write).
-REBUILD_BATCH = 64
+REBUILD_BATCH = MAX_TEXTS_PER_CALL
 REBUILD_RETRY_S = 2.0
+# Threads for reads (searches, lookups, counts), apart from the one writer: chromadb serves reads
+# while a write runs, so a search never waits for a queue of imports to drain.
+READ_THREADS = 4
 
 logger = logging.getLogger("ray.serve")
 
@@ -40,7 +44,11 @@ class ChromaStore:
         self.settings = settings
         self.store = TenantStore(settings)
         self._embedder = embedder
-        self._writes_started: dict[object, float] = {}  # running writes and when each began
+        # Writes are serialised by the store anyway (its write lock): one thread runs them, in order,
+        # and reads have threads of their own.
+        self._writer = ThreadPoolExecutor(1, "store-write")
+        self._readers = ThreadPoolExecutor(READ_THREADS, "store-read")
+        self._write_started: float | None = None  # when the running write began, if one runs
         self.index: dict[str, Any] = {"state": "rebuilding" if self.store.rebuild_pending else "ready"}
         if self.store.rebuild_pending:
             # In the background: the replica serves (texts, metadata, counts, writes) meanwhile.
@@ -59,10 +67,10 @@ class ChromaStore:
         return await self._write(lambda: self.store.upsert(ids, texts, vectors, metadatas, supplied, chunks))
 
     async def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
-        return await asyncio.to_thread(self.store.stored_vectors, ids, texts)
+        return await self._read(self.store.stored_vectors, ids, texts)
 
     async def get(self, ids: list[str], include: list[str]) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.store.get, ids, include)
+        return await self._read(self.store.get, ids, include)
 
     async def delete(self, ids: list[str]) -> tuple[int, int]:
         return await self._write(lambda: self.store.delete(ids))
@@ -71,7 +79,7 @@ class ChromaStore:
         return await self._write(lambda: self.store.delete_where(where, where_document, most))
 
     async def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
-        return await asyncio.to_thread(self.store.count_matching, where, where_document, most)
+        return await self._read(self.store.count_matching, where, where_document, most)
 
     async def update_metadata(self, ids: list[str], metadatas: list[Metadata]) -> int:
         return await self._write(lambda: self.store.update_metadata(ids, metadatas))
@@ -79,17 +87,17 @@ class ChromaStore:
     async def page(
         self, limit: int, offset: int, where: Filter | None, where_document: Filter | None, include: list[str]
     ) -> tuple[list[dict[str, Any]], int | None]:
-        return await asyncio.to_thread(self.store.page, limit, offset, where, where_document, include)
+        return await self._read(self.store.page, limit, offset, where, where_document, include)
 
     async def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
-        return await asyncio.to_thread(self.store.search_many, queries)
+        return await self._read(self.store.search_many, queries)
 
     async def count(self) -> int:
-        return await asyncio.to_thread(self.store.count)
+        return await self._read(self.store.count)
 
     async def snapshot(self) -> dict[str, Any]:
         destination = snapshot_path(self.settings)
-        manifest = await asyncio.to_thread(self.store.snapshot, destination)
+        manifest = await self._write(partial(self.store.snapshot, destination), watched=False)
         return {**manifest, "path": str(destination)}
 
     async def info(self) -> dict[str, Any]:
@@ -99,20 +107,20 @@ class ChromaStore:
         """Give every stored text (documents, then chunks of long ones) its vector again after a
         broken index was moved aside: the model is deterministic, so re-embedding a text gives the
         vector that was lost. Resumable: batches whose vectors are all indexed are skipped."""
-        work = {name: await asyncio.to_thread(self.store.ids, name) for name in self.store.collections}
+        work = {name: await self._read(self.store.ids, name) for name in self.store.collections}
         total = sum(len(ids) for ids in work.values())
         self.index = {"state": "rebuilding", "checked": 0, "total": total, "re_embedded": 0}
         logger.warning("rebuilding the vector index of %d records (documents and chunks)", total)
         for collection, ids in work.items():
             for start in range(0, len(ids), REBUILD_BATCH):
                 batch = ids[start : start + REBUILD_BATCH]
-                found, texts, supplied = await asyncio.to_thread(self.store.texts_without_vectors, batch, collection)
+                found, texts, supplied = await self._read(self.store.texts_without_vectors, batch, collection)
                 if found:
                     vectors = await self._vectors_for(texts, supplied)
                     restore = partial(self.store.restore_vectors, found, texts, vectors, collection)
                     self.index["re_embedded"] += await self._write(restore)
                 self.index["checked"] += len(batch)
-        await asyncio.to_thread(self.store.finish_rebuild)
+        await self._write(self.store.finish_rebuild)
         logger.warning("vector index rebuilt: %d records re-embedded", self.index["re_embedded"])
         self.index = {"state": "ready", "rebuilt": self.index["re_embedded"]}
 
@@ -136,15 +144,23 @@ class ChromaStore:
 
     def check_health(self) -> None:
         """Serve calls this every few seconds; raising makes it replace the replica."""
-        if self._writes_started:
-            running_s = time.monotonic() - min(self._writes_started.values())
+        if self._write_started is not None:
+            running_s = time.monotonic() - self._write_started
             if running_s > WRITE_STALL_S:
                 raise RuntimeError(f"a write has been running for {running_s:.0f} s: chromadb is stuck")
 
-    async def _write(self, write: Callable[[], T]) -> T:
-        token = object()
-        self._writes_started[token] = time.monotonic()
-        try:
-            return await asyncio.to_thread(write)
-        finally:
-            del self._writes_started[token]
+    async def _read(self, read: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, read, *args)
+
+    async def _write(self, write: Callable[[], T], watched: bool = True) -> T:
+        """Run `write` on the writer thread, after the writes queued before it; `watched`, it counts
+        as stuck past WRITE_STALL_S (a snapshot of a big tenant may rightly take longer)."""
+
+        def timed() -> T:
+            self._write_started = time.monotonic() if watched else None  # from when it runs, not queued
+            try:
+                return write()
+            finally:
+                self._write_started = None
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, timed)

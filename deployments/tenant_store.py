@@ -80,7 +80,12 @@ class TenantStore:
         self._client = chromadb.PersistentClient(
             path=str(settings.data_dir), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         )
-        identity = {"tenant_id": settings.tenant_id, "model_name": settings.model_name, "dimension": settings.dimension}
+        identity = {
+            "tenant_id": settings.tenant_id,
+            "model_name": settings.model_name,
+            "dimension": settings.dimension,
+            "vectors": settings.vectors,
+        }
         self._collection = self._open_collection(settings.collection_name, identity)
         stored = self._collection.metadata or {}
         if stored.get("model_name") != settings.model_name or stored.get("dimension") != settings.dimension:
@@ -88,6 +93,13 @@ class TenantStore:
                 f"the data in {settings.data_dir} was embedded with MODEL_NAME={stored.get('model_name')!r} "
                 f"(DIMENSION={stored.get('dimension')}), but the settings say MODEL_NAME={settings.model_name!r} "
                 f"(DIMENSION={settings.dimension}): vectors from different models cannot be searched together"
+            )
+        # Collections made before the int8 backend existed hold fp32 vectors.
+        if (made := stored.get("vectors", "fp32")) != settings.vectors:
+            raise ConfigError(
+                f"the data in {settings.data_dir} holds {made} vectors, but EMBED_BACKEND={settings.embed_backend} "
+                f"makes {settings.vectors} ones: set EMBED_BACKEND back, or move the tenant by exporting its "
+                "documents and importing them into a fresh instance (README: Settings)"
             )
         self.chunks = ChunkStore(self._open_collection(settings.collection_name + CHUNKS_SUFFIX, identity))
         # The collections a rebuild walks (ChromaStore.rebuild_index): documents, then chunks.
@@ -452,6 +464,7 @@ class TenantStore:
                 "collection": settings.collection_name,
                 "model_name": settings.model_name,
                 "dimension": settings.dimension,
+                "vectors": settings.vectors,
                 "count": self._collection.count(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }

@@ -3,7 +3,7 @@
 from types import SimpleNamespace
 from typing import Any
 
-from deployments.backends import HashingBackend
+from deployments.backends import HashingBackend, Vectors
 from deployments.chunking import Span
 from deployments.embedder import Embedded, chunk_texts, embed_texts, truncated_flags
 
@@ -32,6 +32,10 @@ class FakeEmbedder:
     async def embed(self, texts: list[str]) -> Embedded:
         self.encoded.extend(texts)
         return embed_texts(self.backend, texts)
+
+    async def embed_queries(self, texts: list[str]) -> Vectors:
+        self.encoded.extend(texts)
+        return self.backend.encode(texts)
 
     def truncated(self, texts: list[str]) -> list[bool]:
         return truncated_flags(self.backend, texts)

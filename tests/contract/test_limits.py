@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from deployments import gateway
+from deployments import calls
 from deployments.plans import PLANS
 
 TINY = dataclasses.replace(
@@ -88,7 +88,7 @@ def test_a_search_the_store_does_not_answer_in_time_is_a_503_not_a_hang(client, 
     async def stuck(queries):
         await asyncio.sleep(30)
 
-    monkeypatch.setattr(gateway, "READ_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(calls, "READ_TIMEOUT_S", 0.2)
     monkeypatch.setattr(client.app.state.store, "search_many", stuck)
     started = time.monotonic()
     response = client.post("/search/", json={"query": "anything"})

@@ -18,28 +18,37 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from bench.instance import ServeInstance, kill_session, session_processes
+from bench.instance import REPO, ServeInstance, kill_session, session_processes
+from deployments.calls import READ_TIMEOUT_S
+from deployments.index_check import read_header
 from tests.e2e.conftest import service_logs
 
 pytestmark = pytest.mark.e2e
 
 API_KEY = "faults-api-key-0123456789abcdef"
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
-# Above the gateway's own 10 s cut-off for a stalled read: a request may take that long to become a
-# 503, never longer. A client timeout here is a hang.
-CLIENT_TIMEOUT_S = 15.0
+# A search is a read: the gateway answers 503 once the store has not answered within READ_TIMEOUT_S.
+SEARCH_TIMEOUT_S = READ_TIMEOUT_S + 5.0
+# A write waits at most HANDOVER_TIMEOUT_S for a replica, then for its embedding and storing, which
+# on a busy machine may take a while: past the service's own request_timeout_s it would be a 408.
+# No answer even by then is a hang.
+CLIENT_TIMEOUT_S = yaml.safe_load((REPO / "serve_config.yaml").read_text())["http_options"]["request_timeout_s"] + 15.0
 RECOVERY_TIMEOUT_S = 60.0
 EXIT_TIMEOUT_S = 60.0
 # Re-embedding the tenant's few thousand documents after its index was found broken.
 REBUILD_TIMEOUT_S = 300.0
 BATCH = 16
+WRITERS = 4
+# chromadb's default hnsw sync_threshold (chromadb/api/collection_configuration.py).
+SYNC_THRESHOLD = 1000
 # A query's limit is 2000 characters; the first 1500 of a long text are well past the model's
 # window, so they embed exactly as the stored (truncated) document did.
 QUERY_CHARS = 1500
@@ -71,6 +80,7 @@ class Outcome:
     seconds: float
     status: int | str  # an HTTP status, or the name of the client exception
     body: str = ""
+    path: str = ""
 
 
 @dataclass
@@ -126,15 +136,15 @@ def post(client: httpx.Client, path: str, body: object) -> Outcome:
     try:
         response = client.post(path, json=body)
     except httpx.HTTPError as exc:
-        return Outcome(started, time.monotonic() - started, type(exc).__name__)
-    return Outcome(started, time.monotonic() - started, response.status_code, response.text)
+        return Outcome(started, time.monotonic() - started, type(exc).__name__, path=path)
+    return Outcome(started, time.monotonic() - started, response.status_code, response.text, path)
 
 
 class Traffic:
     """Writer threads posting /embed/ batches of BATCH new documents back to back, and one thread
     searching for acknowledged texts, until stopped; every answer is kept."""
 
-    def __init__(self, tenant: Tenant, tag: str, writers: int = 4, search: bool = True) -> None:
+    def __init__(self, tenant: Tenant, tag: str, writers: int = WRITERS, search: bool = True) -> None:
         self.tenant = tenant
         self.tag = tag
         self.outcomes: list[Outcome] = []
@@ -286,52 +296,74 @@ def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenant]:
 
 @pytest.mark.parametrize("deployment", ["ChromaStore", "Embedder"])
 def test_a_killed_replica_is_replaced_and_requests_meanwhile_get_503_never_a_hang(tenant, deployment):
-    """kill -9 of the deployment's replica processes while writers and a searcher run, and (for the
-    Embedder) while a large /embed/ is being embedded: Serve starts a new replica; every request
-    meanwhile gets a 200 or a JSON 503 within CLIENT_TIMEOUT_S, never a 500, a hang or a dropped
-    connection; the request whose call died gets its 503 at once; nothing acknowledged is lost."""
+    """kill -9 of the deployment's replica processes while writers and a searcher run, and while a
+    large /embed/ is being embedded: Serve starts a new replica; every request meanwhile gets a 200
+    or a JSON 503 (a search within SEARCH_TIMEOUT_S), never a 500, a 408, a hang or a dropped
+    connection; a call that was inside a killed Embedder gets its 503 at once; nothing acknowledged
+    is lost."""
     old = replica_pids(tenant.instance, deployment)
     assert old, f"no {deployment} replica process found"
     rng = random.Random(deployment)
     slow_docs = documents(f"inflight-{deployment}", 128, rng, words=300)
     with Traffic(tenant, f"kill-{deployment}") as traffic:
         time.sleep(2)
-        with ThreadPoolExecutor(1) as pool, tenant.client() as client:
-            slow = pool.submit(post, client, "/embed/", {"documents": slow_docs})
-            time.sleep(1.5)  # the model is at work on it (about 5 s on 2 cores)
+        # The large request's own client waits as long as the model may take on this machine: what is
+        # bounded is the wait for a replica, not the embedding (its outcome is checked below).
+        with (
+            ThreadPoolExecutor(1) as pool,
+            httpx.Client(base_url=tenant.url, headers=HEADERS, timeout=300) as slow_client,
+        ):
+            slow = pool.submit(post, slow_client, "/embed/", {"documents": slow_docs})
+            wait_until_embedding_documents(tenant, slow)
             for pid in old:  # all of them (the Embedder may have scaled to two), so the large call dies
                 os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
             in_flight = slow.result()
+            answered_after_kill = time.monotonic() - killed
         tenant.record(slow_docs, in_flight)
         deadline = killed + RECOVERY_TIMEOUT_S
         while time.monotonic() < deadline:
             new = replica_pids(tenant.instance, deployment) - old
-            if new and httpx.get(f"{tenant.url}/healthz/", timeout=5).status_code == 200:
+            health = httpx.get(f"{tenant.url}/healthz/", timeout=5)
+            if new and health.status_code == 200:
                 break
             time.sleep(0.5)
         else:
-            pytest.fail(f"no healthy {deployment} replica {RECOVERY_TIMEOUT_S:g}s after the kill")
+            pytest.fail(f"no healthy {deployment} replica {RECOVERY_TIMEOUT_S:g}s after the kill: {health.text}")
         recovered = time.monotonic()
         time.sleep(2)  # and serving again
 
     bad = unexpected([*traffic.outcomes, in_flight], {200, 503})
     assert not bad, f"neither 200 nor 503: {bad[:5]}\n{tenant.instance.log_tail()}"
     for outcome in [*traffic.outcomes, in_flight]:
-        assert outcome.seconds < CLIENT_TIMEOUT_S
         if outcome.status == 503:
             assert httpx.Response(503, text=outcome.body).json()["error"] == "unavailable", outcome
-    if deployment == "Embedder":
-        assert in_flight.status == 503 and in_flight.seconds < 5, in_flight  # its call died with the replica
+    searches = [outcome for outcome in traffic.outcomes if outcome.path == "/search/"]
+    assert searches
+    slow_searches = [outcome for outcome in searches if outcome.seconds >= SEARCH_TIMEOUT_S]
+    assert not slow_searches, f"searches answered after {SEARCH_TIMEOUT_S:g} s: {slow_searches[:5]}"
+    if deployment == "Embedder":  # its calls died with the replica
+        assert in_flight.status == 503 and answered_after_kill < 5, (in_flight, answered_after_kill)
     assert any(o.status == 200 and o.started > recovered for o in traffic.outcomes), "not serving again"
     assert_nothing_acknowledged_is_lost(tenant)
+
+
+def wait_until_embedding_documents(tenant: Tenant, request: Future[Outcome]) -> None:
+    """Until the Embedder reports the request's documents as being embedded (GET /healthz/)."""
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+    while not request.done() and time.monotonic() < deadline:
+        detail = httpx.get(f"{tenant.url}/healthz/", timeout=CLIENT_TIMEOUT_S).json()["deployments"]["Embedder"]
+        if detail.get("detail", {}).get("documents_pending", 0) > WRITERS * BATCH:  # more than the writers send
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the large request was never seen being embedded (done: {request.done()})")
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_0_with_the_data_on_disk(tenant):
     """A container stop: SIGTERM to the launcher alone while a large /embed/ (several seconds on
     2 cores) is in flight. That request still completes with a 200; requests sent after the signal
-    get an answer (200 or a JSON 503) or a refused connection, within CLIENT_TIMEOUT_S, never a
-    500, a hang or a connection dropped mid-request; the launcher exits 0 within EXIT_TIMEOUT_S;
+    get an answer (200 or a JSON 503) or a refused connection, never a 500, a hang or a
+    connection dropped mid-request; the launcher exits 0 within EXIT_TIMEOUT_S;
     a restart on the same folder has every acknowledged document, the in-flight one's included."""
     process = tenant.instance.process
     assert process is not None
@@ -371,7 +403,6 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0_with_the_data_on_di
     assert code == 0, f"the launcher {'still ran' if code is None else f'exited {code}'} after {exited:.1f}s\n{log}"
     bad = unexpected(after, {200, 503, "ConnectError"})
     assert not bad, f"requests after SIGTERM, neither answered nor refused: {bad[:5]}\n{log}"
-    assert all(o.seconds < CLIENT_TIMEOUT_S for o in after)
     assert not survivors, f"processes outlived a clean stop: {survivors}"
     assert_nothing_acknowledged_is_lost(tenant)
     assert not index_failures(tenant)
@@ -383,11 +414,23 @@ def test_a_broken_index_found_at_start_is_moved_aside_and_rebuilt(tenant):
     finds it before opening, moves it to quarantine/, comes up healthy at once with every text
     and count, re-embeds the stored texts in the background (/healthz/ shows the progress), and
     ends with every acknowledged document searchable and its vector readable again."""
+    # chromadb writes its HNSW files only every SYNC_THRESHOLD additions (the rest is replayed from
+    # its log at start), so the earlier tests may have left none on disk: these make sure some are.
+    rng = random.Random("persisted")
+    with tenant.client() as client:
+        for start in range(0, SYNC_THRESHOLD + BATCH, 64):
+            batch = documents(f"persisted-{start}", 64, rng)
+            outcome = post(client, "/embed/", {"documents": batch})
+            assert outcome.status == 200, outcome
+            tenant.record(batch, outcome)
     tenant.instance.stop()
     data_dir = Path(tenant.instance.env["PERSIST_DIR"]) / "faults"
     (index,) = [path.parent for path in data_dir.glob("*/header.bin")]
-    link_lists = index / "link_lists.bin"
-    os.truncate(link_lists, link_lists.stat().st_size // 2)
+    header = read_header(index)
+    assert header.count > 0, "chromadb persisted no HNSW elements to break"
+    # Half the elements the header counts, gone: what a write cut between header and data leaves.
+    level0 = index / "data_level0.bin"
+    os.truncate(level0, header.count * header.bytes_per_element // 2)
     tenant.start()
 
     with tenant.client() as client:

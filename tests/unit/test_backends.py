@@ -4,7 +4,7 @@ import pytest
 from deployments.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend
 from deployments.config import resolve_model_path
 from deployments.embedder import embed_texts
-from deployments.onnx_export import cached_onnx_path, export_onnx
+from deployments.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,24 @@ def test_onnx_backend_matches_torch(model, onnx_model):
     assert np.min(np.sum(torch_vectors * onnx_vectors, axis=1)) > 1 - 1e-5
     assert onnx_model.token_counts(texts) == model.token_counts(texts)
     assert (onnx_model.dimension, onnx_model.max_tokens) == (384, 256)
+
+
+def test_sub_batches_run_in_parallel_give_the_same_vectors(onnx_model):
+    model_path = resolve_model_path("all-MiniLM-L6-v2")
+    parallel = OnnxBackend(model_path, onnx_model.onnx_path, batch_size=2, threads=1, parallel=2)
+    texts = [f"text number {n} " * (n % 7 + 1) for n in range(11)]  # six sub-batches of unequal lengths
+    assert np.allclose(parallel.encode(texts), onnx_model.encode(texts), atol=1e-5)
+    assert parallel.encode([]).shape == (0, 384)
+
+
+def test_int8_model_is_the_same_model_nearly(onnx_model):
+    model_path = resolve_model_path("all-MiniLM-L6-v2")
+    int8 = OnnxBackend(model_path, quantize_onnx(onnx_model.onnx_path), kind="onnx-int8")
+    texts = ["A cat sleeps on the sofa.", "Interest rates rose again.", "word " * 400]
+    assert int8.name.startswith("onnx-int8:")
+    assert np.min(np.sum(int8.encode(texts) * onnx_model.encode(texts), axis=1)) > 0.97
+    # The matrices are int8 (a quarter of their size); the token embedding table, about 47 MB, stays fp32.
+    assert quantize_onnx(onnx_model.onnx_path).stat().st_size < 0.7 * onnx_model.onnx_path.stat().st_size
 
 
 def test_onnx_export_is_cached(tmp_path):

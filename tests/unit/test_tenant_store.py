@@ -115,6 +115,16 @@ def test_refuses_data_from_another_model(make_settings, tmp_path):
         TenantStore(make_settings(persist_dir=folder, model_name=other_model))
 
 
+def test_refuses_data_embedded_with_the_other_kind_of_vectors(make_settings, tmp_path):
+    """int8 vectors differ slightly from fp32 ones: one collection holds one kind, and a collection
+    made before the int8 backend existed counts as fp32."""
+    folder = tmp_path / "shared"
+    add(TenantStore(make_settings(persist_dir=folder)), {"a": ("fp32 made this", {})})
+    with pytest.raises(ConfigError, match="holds fp32 vectors, but EMBED_BACKEND=onnx-int8"):
+        TenantStore(make_settings(persist_dir=folder, embed_backend="onnx-int8"))
+    assert TenantStore(make_settings(persist_dir=folder, embed_backend="torch")).count() == 1  # torch: fp32 too
+
+
 @pytest.mark.parametrize("tenant_id", ["../../escape", "ünïcödé/テナント", "1.2.3.4", "t" * 10_000])
 def test_any_tenant_id_opens_a_collection_inside_persist_dir(make_settings, tmp_path, tenant_id):
     settings = make_settings(tenant_id=tenant_id)

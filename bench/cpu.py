@@ -1,0 +1,65 @@
+"""Where the CPU goes: seconds of CPU (user + system) of every process of a running service, by role."""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psutil
+
+from bench.instance import session_processes
+
+# A replica's process title is "ray::ServeReplica:<app>:<deployment>".
+DEPLOYMENTS = ("Ingress", "Embedder", "ChromaStore")
+RAY = "Ray's own processes"
+HAPROXY = "HAProxy"
+ROLES = (*DEPLOYMENTS, HAPROXY, RAY)
+
+
+def role(command: str) -> str:
+    for deployment in DEPLOYMENTS:
+        if f"ServeReplica:chromedb:{deployment}" in command:
+            return deployment
+    return HAPROXY if command.split(" ", 1)[0].endswith("/haproxy") else RAY
+
+
+def cpu_by_role(session: int) -> dict[str, float]:
+    """CPU seconds each role's processes in the launcher's session have used since they started
+    (Ray's workers and HAProxy have process groups of their own but stay in that session)."""
+    used = dict.fromkeys(ROLES, 0.0)
+    for pid, command in session_processes(session):
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue  # exited meanwhile
+        used[role(command)] += times.user + times.system
+    return used
+
+
+@dataclass
+class CpuUse:
+    """CPU used by role over a stretch of wall time."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    wall_s: float = float("nan")
+
+    @property
+    def cores(self) -> float:
+        return sum(self.seconds.values()) / self.wall_s
+
+    def ms_per(self, count: int) -> dict[str, float]:
+        return {name: 1000 * seconds / count for name, seconds in self.seconds.items()}
+
+
+@contextmanager
+def cpu_use(session: int | None) -> Iterator[CpuUse]:
+    """The CPU the service whose launcher is `session` uses while the block runs (none when None)."""
+    use = CpuUse()
+    if session is None:
+        yield use
+        return
+    before, started = cpu_by_role(session), time.perf_counter()
+    yield use
+    after = cpu_by_role(session)
+    use.wall_s = time.perf_counter() - started
+    use.seconds = {name: after[name] - before[name] for name in ROLES}

@@ -1,0 +1,63 @@
+"""Where a search's query is embedded: in the Ingress's own process, or by the Embedder's query lane.
+
+Every Serve call between deployments costs about 3 ms and as much CPU on each side on 2 cores
+(README: Performance); embedding a 10-word query costs about 7 ms. So on CPU the Ingress holds a
+second session of the model for queries only, and a search makes one call (to the store) instead
+of two. Documents are still embedded by the Embedder, which scales on its own; where the model
+runs on a GPU, or only on torch, queries go to the Embedder's query lane instead (serve_config's
+`query_embedding` argument, app.py).
+"""
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, Protocol
+
+from deployments import calls
+from deployments.backends import EmbeddingBackend, Vectors
+from deployments.config import Settings
+
+QueryEmbedding = Literal["ingress", "embedder"]
+
+logger = logging.getLogger("ray.serve")
+
+
+class QueryEncoder(Protocol):
+    async def encode(self, texts: list[str]) -> Vectors:
+        """One unit-length row per query, the same model as the stored documents'."""
+        ...
+
+
+class LocalQueryEncoder:
+    """The model in this process, in a thread of its own (ONNX Runtime releases the GIL while it
+    works, so the event loop goes on answering HTTP meanwhile)."""
+
+    def __init__(self, backend: EmbeddingBackend) -> None:
+        self.backend = backend
+        self._thread = ThreadPoolExecutor(1, "query-embed")
+
+    async def encode(self, texts: list[str]) -> Vectors:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self.backend.encode, texts)
+
+
+class EmbedderQueryEncoder:
+    """The Embedder deployment's query lane (`Embedder.embed_queries`)."""
+
+    def __init__(self, embedder: Any) -> None:
+        self._embedder = embedder
+
+    async def encode(self, texts: list[str]) -> Vectors:
+        vectors: Vectors = await calls.read("Embedder", self._embedder.embed_queries.remote(texts))
+        return vectors
+
+
+def query_encoder(settings: Settings, embedder: Any, where: QueryEmbedding) -> QueryEncoder:
+    """The encoder `where` asks for; the Embedder's when the model cannot run here on ONNX Runtime."""
+    if where == "ingress":
+        # The model's libraries are imported only where they are used.
+        from deployments.embedder import backend_choice, load_backend
+
+        if backend_choice(settings, gpu=False) != "torch":
+            return LocalQueryEncoder(load_backend(settings, gpu=False))
+        logger.warning("queries are embedded by the Embedder: %s runs on torch, not here", settings.model_name)
+    return EmbedderQueryEncoder(embedder)
