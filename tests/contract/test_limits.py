@@ -3,7 +3,9 @@
 import asyncio
 import dataclasses
 import time
+import types
 
+import limits.storage.memory
 import pytest
 
 from deployments import calls
@@ -23,6 +25,24 @@ TINY = dataclasses.replace(
 def tiny(make_client, monkeypatch):
     monkeypatch.setitem(PLANS, "tiny", TINY)
     return make_client(plan="tiny", max_docs=100)
+
+
+class Clock:
+    """The rate limiter's clock (the `limits` library's in-memory windows read time.time()), moved
+    only by the test: a slow machine must not let a window pass between two requests."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    frozen = Clock()
+    monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(time=frozen.time))
+    return frozen
 
 
 def embed(*ids: str) -> dict[str, object]:
@@ -64,7 +84,7 @@ def test_metadata_over_the_plan_limit_is_refused_with_its_field(tiny):
     assert "bytes as JSON" in body["message"] and "allows 64" in body["message"]
 
 
-def test_requests_over_the_plan_rate_get_429_with_retry_after(tiny):
+def test_requests_over_the_plan_rate_get_429_with_retry_after(tiny, clock):
     statuses = [tiny.post("/search/", json={"query": "q"}).status_code for _ in range(8)]
     assert statuses[:5] == [200] * 5 and statuses[5:] == [429] * 3
     refused = tiny.post("/delete/", json={"ids": ["a"]})
@@ -72,11 +92,11 @@ def test_requests_over_the_plan_rate_get_429_with_retry_after(tiny):
     assert refused.json()["error"] == "rate_limited"
     # The health check is never rate limited: the platform's probes must always get through.
     assert tiny.get("/healthz/").status_code == 200
-    time.sleep(1.05)  # the window moves on
+    clock.now += 1.05  # the window moves on
     assert tiny.post("/search/", json={"query": "q"}).status_code == 200
 
 
-def test_documents_over_the_plan_rate_refuse_the_whole_request(tiny):
+def test_documents_over_the_plan_rate_refuse_the_whole_request(tiny, clock):
     assert tiny.post("/embed/", json=embed("a", "b", "c", "d")).status_code == 200
     refused = tiny.post("/embed/", json=embed("e", "f", "g"))
     assert refused.status_code == 429 and refused.json()["field"] == "documents"
