@@ -40,7 +40,7 @@ COPY --chown=10001:10001 docker ./docker
 
 USER 10001
 # The ONNX export of the model, made once here: replicas start without exporting (or importing torch).
-RUN python -m deployments.onnx_export
+RUN python -m deployments.embedding.onnx_export
 VOLUME ["/data"]
 EXPOSE 8000
 

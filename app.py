@@ -3,10 +3,10 @@
 from pydantic import BaseModel, ConfigDict
 from ray.serve import Application, Deployment
 
-from deployments.config import load_settings
+from deployments.core.config import load_settings
 from deployments.embedder import Embedder
+from deployments.embedding.query_encoders import QueryEmbedding
 from deployments.ingress import Ingress
-from deployments.query_embedding import QueryEmbedding
 from deployments.store import ChromaStore
 
 

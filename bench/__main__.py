@@ -30,10 +30,10 @@ from bench.ports import free_port
 from bench.readme import replace_section
 from bench.targets import TOP_K, ChromaServer, InProcess, Service, Target
 from bench.workload import Workload, load_workload
-from deployments.backends import EmbeddingBackend
-from deployments.config import Settings, load_settings
-from deployments.embedder import load_backend
-from deployments.tenant_store import HNSW_CONFIGURATION, TenantStore
+from deployments.core.config import Settings, load_settings
+from deployments.embedding.backends import EmbeddingBackend
+from deployments.embedding.models import load_backend
+from deployments.storage.tenant_store import HNSW_CONFIGURATION, TenantStore
 
 EF_SEARCH_SWEEP = (32, 64, 100, 128, 256)  # 100 is chromadb's default
 

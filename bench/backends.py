@@ -15,8 +15,8 @@ from pathlib import Path
 from bench import measure
 from bench.instance import REPO
 from bench.workload import read_scifact
-from deployments.config import load_settings
-from deployments.embedder import load_backend
+from deployments.core.config import load_settings
+from deployments.embedding.models import load_backend
 
 
 def cpu_s() -> float:

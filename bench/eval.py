@@ -33,10 +33,10 @@ from scipy.stats import spearmanr
 from bench.instance import REPO
 from bench.readme import replace_section
 from bench.targets import own_service
-from deployments.backends import EmbeddingBackend
-from deployments.config import Settings, load_settings
-from deployments.embedder import load_backend
-from deployments.ranking import DEFAULT_HYBRID_WEIGHT
+from deployments.core.config import Settings, load_settings
+from deployments.embedding.backends import EmbeddingBackend
+from deployments.embedding.models import load_backend
+from deployments.storage.ranking import DEFAULT_HYBRID_WEIGHT
 
 EVAL_DIR = REPO.parent / "shared" / "eval"
 MODES = ("semantic", "keyword", "hybrid")

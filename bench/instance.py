@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 
 from bench.ports import free_port, port_is_free, side_ports
-from deployments import procfs
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 300
@@ -26,9 +27,10 @@ def session_processes(session: int) -> list[tuple[int, str]]:
     """(pid, command line) of every live process in `session`. The launcher starts in its own
     session; Ray's workers and HAProxy stay in it but get process groups of their own."""
     found = []
-    for member in procfs.processes():
-        if member.session == session and member.running and (command := procfs.command_line(member.pid)) is not None:
-            found.append((member.pid, command))
+    for member in psutil.process_iter(["cmdline", "status"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(member.pid) == session and member.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append((member.pid, " ".join(member.info["cmdline"] or [])))
     return found
 
 
@@ -36,6 +38,18 @@ def kill_session(session: int) -> None:
     for pid, _ in session_processes(session):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def wait_until_up(up: Callable[[], bool], process: subprocess.Popen[bytes], started: float) -> float:
+    """Seconds from `started` (perf_counter) until `up()`, polled every 50 ms; RuntimeError if
+    `process` exits first or START_TIMEOUT_S passes."""
+    while time.perf_counter() - started < START_TIMEOUT_S:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        if up():
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise RuntimeError(f"{process.args!r} not up after {START_TIMEOUT_S:g} s")
 
 
 class ServeInstance:
@@ -84,14 +98,11 @@ class ServeInstance:
                 start_new_session=True,
             )
         self.launcher_pids.append(self.process.pid)
-        while time.perf_counter() - started < START_TIMEOUT_S:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve run exited with {self.process.returncode}:\n{self.log_tail()}")
-            if self._healthy():
-                return time.perf_counter() - started
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"service not healthy after {START_TIMEOUT_S}s:\n{self.log_tail()}")
+        try:
+            return wait_until_up(self._healthy, self.process, started)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}:\n{self.log_tail()}") from None
 
     def _healthy(self) -> bool:
         try:

@@ -1,5 +1,6 @@
 """How the benchmark measures: latency percentiles, concurrent throughput, memory, recall."""
 
+import contextlib
 import os
 import statistics
 import threading
@@ -7,11 +8,11 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
+import psutil
 
-from deployments.backends import Vectors
+from deployments.core.types import Vectors
 
 SearchFn = Callable[[str], list[str]]  # query -> ids, best first
 
@@ -48,50 +49,41 @@ def mean_rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("nan")
 
 
-def _process_tree(root: int) -> set[int]:
-    """`root`, its session and all its descendants (Ray's workers are the raylet's children)."""
-    parents: dict[int, int] = {}
-    sessions: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        sessions[int(entry.name)] = int(fields[3])
-    root_session = sessions.get(root)
-    tree = {pid for pid, sid in sessions.items() if root_session is not None and sid == root_session}
-    tree.add(root)
-    grew = True
-    while grew:
-        children = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= children
-        grew = bool(children)
-    return tree
+def _process_tree(root: int) -> list[psutil.Process]:
+    """`root`, its session and all their descendants (Ray's workers are the raylet's children)."""
+    try:
+        session = os.getsid(root)
+    except OSError:
+        return []
+    members = {root}
+    for found in psutil.process_iter():
+        with contextlib.suppress(OSError):  # exited meanwhile
+            if os.getsid(found.pid) == session:
+                members.add(found.pid)
+    tree: dict[int, psutil.Process] = {}
+    for pid in members:
+        with contextlib.suppress(psutil.Error):
+            found = psutil.Process(pid)
+            tree[pid] = found
+            tree.update((child.pid, child) for child in found.children(recursive=True))
+    return list(tree.values())
 
 
 def pss_mb(root: int) -> float:
     """Proportional set size of a process and everything it started, in MB: shared pages (the
     model, libraries) count once across processes, not once per process."""
-    total_kb = 0
-    for pid in _process_tree(root):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-                    break
-        except OSError:
-            continue  # exited meanwhile
-    return total_kb / 1024
+    total = 0
+    for found in _process_tree(root):
+        with contextlib.suppress(psutil.Error):  # exited meanwhile
+            total += found.memory_full_info().pss
+    return total / 2**20
 
 
 @contextmanager
 def peak_pss(root: int | None, interval_s: float = 0.5) -> Iterator[list[float]]:
     """Samples PSS in the background while the block runs; yields a list holding the peak."""
     peak = [0.0]
-    if root is None or not os.path.exists(f"/proc/{root}"):
+    if root is None or not psutil.pid_exists(root):
         peak[0] = float("nan")
         yield peak
         return

@@ -1,6 +1,6 @@
 """Ports for a service started beside others on one machine (benchmarks, soaks, end-to-end tests)."""
 
-from deployments.ports import free_port, port_is_free
+from deployments.runtime.ports import free_port, port_is_free
 
 __all__ = ["free_port", "port_is_free", "side_ports"]
 

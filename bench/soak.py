@@ -15,7 +15,6 @@ timeout) marks its ids uncertain; they are settled by an acknowledged delete bef
 import argparse
 import contextlib
 import datetime
-import email.utils
 import os
 import random
 import secrets
@@ -35,6 +34,7 @@ import httpx
 from bench import measure
 from bench.instance import REPO
 from bench.targets import own_service
+from chromedb_client.client import retry_after_seconds
 
 DESCRIPTION = "Soak the service: many clients mixing embed, search and delete; verify nothing was lost."
 ROUTES = ("embed", "search", "delete")
@@ -188,17 +188,6 @@ def classify(status: int) -> Outcome:
     return "refused" if status < 500 else "unknown"
 
 
-def retry_after_s(response: httpx.Response) -> float:
-    """Seconds a 429 asks to wait: Retry-After as seconds or as an HTTP date; 1 s if absent."""
-    value = response.headers.get("retry-after", "").strip()
-    with contextlib.suppress(ValueError):
-        return max(float(value), 0.0)
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
-    return 1.0
-
-
 def http_client(config: SoakConfig) -> httpx.Client:
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     return httpx.Client(base_url=config.url, headers=headers, timeout=REQUEST_TIMEOUT_S)
@@ -231,7 +220,11 @@ class Client:
             return "unknown", {}
         self.stats.statuses[route, str(response.status_code)] += 1
         if response.status_code == 429:
-            wait_s = min(retry_after_s(response), MAX_RETRY_AFTER_S, max(deadline - time.monotonic(), 0.0))
+            wait_s = min(
+                retry_after_seconds(response.headers.get("retry-after")),
+                MAX_RETRY_AFTER_S,
+                max(deadline - time.monotonic(), 0.0),
+            )
             self.stats.throttled_wait_s += wait_s
             time.sleep(wait_s)
             return "refused", {}
@@ -556,7 +549,7 @@ def post_patiently(http: httpx.Client, path: str, body: dict[str, Any], tries: i
             time.sleep(1 + attempt)
             continue
         if response.status_code == 429:
-            time.sleep(min(retry_after_s(response), MAX_RETRY_AFTER_S))
+            time.sleep(min(retry_after_seconds(response.headers.get("retry-after")), MAX_RETRY_AFTER_S))
         elif response.status_code >= 500:
             time.sleep(1 + attempt)
         else:

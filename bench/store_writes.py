@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deployments.config import load_settings
-from deployments.schemas import Metadata
-from deployments.tenant_store import TenantStore
+from deployments.api.schemas import Metadata
+from deployments.core.config import load_settings
+from deployments.storage.tenant_store import TenantStore
 
 WORDS = ["cell", "protein", "gene", "expression", "tumour", "mouse", "patient", "study", "result", "dose"]
 

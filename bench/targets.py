@@ -21,13 +21,13 @@ import chromadb
 import httpx
 from chromadb.config import Settings as ChromaSettings
 
-from bench.instance import START_TIMEOUT_S, ServeInstance
+from bench.instance import ServeInstance, wait_until_up
 from bench.measure import SearchFn
 from bench.workload import Passage
-from deployments.backends import EmbeddingBackend
-from deployments.config import Settings, load_settings
-from deployments.ranking import Query
-from deployments.tenant_store import TenantStore
+from deployments.core.config import Settings, load_settings
+from deployments.embedding.backends import EmbeddingBackend
+from deployments.storage.ranking import Query
+from deployments.storage.tenant_store import TenantStore
 
 TOP_K = 10
 
@@ -36,18 +36,13 @@ def batches(passages: list[Passage], size: int) -> list[list[Passage]]:
     return [passages[i : i + size] for i in range(0, len(passages), size)]
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], started: float) -> float:
-    """Seconds from `started` to the first 200 from `url`."""
-    while time.perf_counter() - started < START_TIMEOUT_S:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not answering after {START_TIMEOUT_S} s")
+def answers_200(url: str) -> Callable[[], bool]:
+    def up() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(url, timeout=2).status_code == 200
+        return False
+
+    return up
 
 
 def stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -175,7 +170,7 @@ class ChromaServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        seconds = wait_for(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", self.process, started)
+        seconds = wait_until_up(answers_200(f"http://127.0.0.1:{self.port}/api/v2/heartbeat"), self.process, started)
         self.collection = self._collection()
         return seconds
 

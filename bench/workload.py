@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deployments.backends import EmbeddingBackend, Vectors
+from deployments.core.types import Vectors
+from deployments.embedding.backends import EmbeddingBackend
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 

@@ -11,6 +11,9 @@ made. Anything else the service refuses raises `ApiError` with the service's own
             print(hit.id, hit.score)
 """
 
+import contextlib
+import datetime
+import email.utils
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -193,11 +196,19 @@ class Client:
 
     def _wait(self, attempt: int, retry_after: str | None) -> None:
         self.retried += 1
-        try:
-            seconds = float(retry_after) if retry_after is not None else min(0.25 * 2**attempt, 10.0)
-        except ValueError:
-            seconds = 1.0
-        time.sleep(seconds)
+        time.sleep(retry_after_seconds(retry_after, default=min(0.25 * 2**attempt, 10.0)))
+
+
+def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
+    """Seconds a Retry-After header asks to wait (as seconds or as an HTTP date); `default` when
+    absent or unreadable."""
+    value = (value or "").strip()
+    with contextlib.suppress(ValueError):
+        return max(float(value), 0.0)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
+    return default
 
 
 def _search_body(

@@ -6,15 +6,16 @@ from fastapi import FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments.api import create_api
-from deployments.config import Settings
-from deployments.errors import ServiceError
-from deployments.gateway import Gateway
-from deployments.query_embedding import QueryEmbedding, query_encoder
-from deployments.schemas import SearchRequest, SearchResponse
+from deployments.api.app import create_api
+from deployments.api.schemas import SearchRequest, SearchResponse
+from deployments.api.service import TenantService
+from deployments.core.config import Settings
+from deployments.core.errors import ServiceError
+from deployments.embedding.query_encoders import QueryEmbedding, query_encoder
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=128)
+# Its shape (replicas, CPUs, queue sizes, backpressure) is serve_config*.yaml's alone.
+@serve.deployment
 @serve.ingress()
 class Ingress:
     def __init__(
@@ -25,7 +26,7 @@ class Ingress:
         query_embedding: QueryEmbedding = "ingress",
     ) -> None:
         queries = query_encoder(settings, embedder, query_embedding)
-        self.gateway = Gateway(settings, embedder, store, search_batcher=self.search_batched, queries=queries)
+        self.service = TenantService(settings, embedder, store, search_batcher=self.search_batched, queries=queries)
 
     # Concurrent searches share one query embedding and one store call: on a small machine Serve's
     # per-call cost, not the model, bounds throughput, so fewer calls per search is what pays.
@@ -34,8 +35,8 @@ class Ingress:
     # searches for the one before (README: Performance).
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0, max_concurrent_batches=4)
     async def search_batched(self, requests: list[SearchRequest]) -> list[SearchResponse | ServiceError]:
-        return await self.gateway.search_batch(requests)
+        return await self.service.search_batch(requests)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app holds this replica's handles.
-        return create_api(self.gateway)
+        return create_api(self.service)

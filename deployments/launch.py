@@ -15,10 +15,11 @@ import sys
 import time
 from types import FrameType
 
-from deployments import procfs
-from deployments.config import METRICS_PORT_ENV
-from deployments.ports import free_port
-from deployments.preflight import checked_settings
+import psutil
+
+from deployments.core.config import METRICS_PORT_ENV
+from deployments.core.preflight import checked_settings
+from deployments.runtime.ports import free_port
 
 # On a stop, HAProxy first finishes the requests in flight, for up to this long, before Serve shuts
 # down (README: Reliability: give the container a stop grace period of this plus ~15 s).
@@ -107,18 +108,26 @@ def _drain_haproxy(timeout_s: float) -> None:
     """HAProxy's own graceful stop: on SIGUSR1 it closes its listeners at once (new connections are
     refused) and exits once the requests in flight are answered. serve.shutdown() alone would
     SIGKILL it and cut them off."""
-    haproxies = [found.pid for found in procfs.descendants(os.getpid()) if found.name == "haproxy"]
-    for pid in haproxies:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGUSR1)
+    haproxies = [found for found in psutil.Process().children(recursive=True) if _name(found) == "haproxy"]
+    for haproxy in haproxies:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            haproxy.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + timeout_s
-    while any(_running(pid) for pid in haproxies) and time.monotonic() < deadline:
+    while any(_running(haproxy) for haproxy in haproxies) and time.monotonic() < deadline:
         time.sleep(0.1)
 
 
-def _running(pid: int) -> bool:
-    found = procfs.process(pid)
-    return found is not None and found.running
+def _name(found: psutil.Process) -> str | None:
+    with contextlib.suppress(psutil.Error):
+        return str(found.name())
+    return None
+
+
+def _running(found: psutil.Process) -> bool:
+    """Alive and not a zombie (exited, not yet reaped by its parent)."""
+    with contextlib.suppress(psutil.Error):
+        return bool(found.status() != psutil.STATUS_ZOMBIE)
+    return False
 
 
 if __name__ == "__main__":

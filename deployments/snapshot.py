@@ -1,94 +1,13 @@
-"""Snapshots of a tenant's data folder taken while the service runs, and their restore.
+"""The operator's restore command: `python -m deployments.snapshot restore SNAPSHOT_FOLDER`, with
+the instance stopped and the tenant's settings (TENANT_ID, PERSIST_DIR, ...) in the environment
+(README: Snapshots). The work is storage.snapshot.restore."""
 
-A snapshot is a folder: chromadb's SQLite database copied with SQLite's online backup (a consistent
-copy even while it is open), then chromadb's HNSW index folders, and `manifest.json` (tenant, model,
-dimension, document count, time). The ChromaStore takes it holding its write lock, so no write is
-half in it. The HNSW files are a cache of the vectors that chromadb may be updating as they are
-copied; copied after the database, they hold at least what the database says they hold, and the
-rest is replayed from its log. The keyword index is left out (tantivy merges segments in the
-background): the restored store rebuilds it from the texts.
-
-Restore (`python -m deployments.snapshot restore SNAPSHOT`) copies a snapshot into the tenant
-folder that the settings (TENANT_ID, PERSIST_DIR) name, for an instance that is not running there,
-after checking that it is the same tenant and model; it refuses to overwrite existing data. It also
-leaves the rebuild marker, so the first start checks every vector (a torn index file is moved
-aside, a missing vector re-made: deployments.index_check, ChromaStore.rebuild_index).
-"""
-
-import json
-import shutil
-import sqlite3
 import sys
-import time
-import uuid
 from pathlib import Path
-from typing import Any
 
-from deployments.config import Settings, load_settings
-from deployments.errors import ConfigError
-from deployments.index_check import REBUILD_MARKER
-
-DATABASE = "chroma.sqlite3"
-MANIFEST = "manifest.json"
-SNAPSHOTS_DIR = "snapshots"  # under PERSIST_DIR, beside the tenant's folder
-
-
-def take(data_dir: Path, destination: Path, folders: list[Path], manifest: dict[str, Any]) -> Path:
-    """Copy `data_dir`'s database and `folders` (index folders, the keyword index) to `destination`.
-    The caller holds the store's write lock."""
-    partial = destination.with_name(destination.name + ".partial")
-    partial.mkdir(parents=True)
-    try:
-        source = sqlite3.connect(data_dir / DATABASE)
-        target = sqlite3.connect(partial / DATABASE)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-            source.close()
-        for folder in folders:
-            shutil.copytree(folder, partial / folder.relative_to(data_dir))
-        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    except (OSError, sqlite3.Error):
-        shutil.rmtree(partial, ignore_errors=True)  # no half snapshot is left behind
-        raise
-    partial.rename(destination)  # a snapshot folder is complete, or named .partial
-    return destination
-
-
-def snapshot_path(settings: Settings) -> Path:
-    """A new folder's path: the tenant's folder name, the time, and a suffix (two in one second differ)."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return settings.persist_dir / SNAPSHOTS_DIR / f"{settings.collection_name}-{stamp}-{uuid.uuid4().hex[:6]}"
-
-
-def restore(snapshot: Path, settings: Settings) -> Path:
-    """Copy `snapshot` into the settings' tenant folder; returns that folder."""
-    manifest_path = snapshot / MANIFEST
-    if not manifest_path.is_file():
-        raise ConfigError(f"{snapshot} is not a snapshot (no {MANIFEST})")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest["collection"] != settings.collection_name:
-        raise ConfigError(
-            f"the snapshot is of tenant {manifest['tenant_id']!r}; these settings are for {settings.tenant_id!r}: "
-            "set TENANT_ID to the snapshot's tenant"
-        )
-    if (manifest["model_name"], manifest["dimension"]) != (settings.model_name, settings.dimension):
-        raise ConfigError(
-            f"the snapshot was embedded with MODEL_NAME={manifest['model_name']!r} (DIMENSION="
-            f"{manifest['dimension']}); these settings say {settings.model_name!r} ({settings.dimension})"
-        )
-    if (made := manifest.get("vectors", "fp32")) != settings.vectors:
-        raise ConfigError(
-            f"the snapshot holds {made} vectors; EMBED_BACKEND={settings.embed_backend} makes {settings.vectors} ones"
-        )
-    target = settings.data_dir
-    if target.exists() and any(target.iterdir()):
-        raise ConfigError(f"{target} already holds data: restore into an empty PERSIST_DIR or remove it first")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(snapshot, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MANIFEST))
-    (target / REBUILD_MARKER).write_text(f"restored from {snapshot}: check every vector\n")
-    return target
+from deployments.core.config import load_settings
+from deployments.core.errors import ConfigError
+from deployments.storage.snapshot import restore
 
 
 def main(argv: list[str]) -> int:

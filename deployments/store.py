@@ -11,14 +11,13 @@ from typing import Any, TypeVar
 import numpy as np
 from ray import serve
 
-from deployments.backends import Vectors
-from deployments.chunking import Chunks
-from deployments.config import Settings
-from deployments.embedder import MAX_TEXTS_PER_CALL, Embedded
-from deployments.errors import ServiceError
-from deployments.ranking import Query
-from deployments.snapshot import snapshot_path
-from deployments.tenant_store import Filter, Hit, Metadata, TenantStore
+from deployments.core.config import Settings
+from deployments.core.errors import ServiceError
+from deployments.core.types import Chunks, Filter, Hit, Metadata, Vectors
+from deployments.embedding.models import MAX_TEXTS_PER_CALL, Embedded
+from deployments.storage.ranking import Query
+from deployments.storage.snapshot import snapshot_path
+from deployments.storage.tenant_store import TenantStore
 
 T = TypeVar("T")
 
@@ -36,8 +35,9 @@ READ_THREADS = 4
 logger = logging.getLogger("ray.serve")
 
 
-# Exactly one replica, always: two processes on one chromadb folder hang or disagree.
-@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+# Exactly one replica, always: two processes on one chromadb folder hang or disagree. Its shape is
+# serve_config*.yaml's alone; tests/unit/test_packaging.py holds every shipped config to one replica.
+@serve.deployment
 class ChromaStore:
     def __init__(self, settings: Settings, embedder: Any) -> None:
         """`embedder`: a handle to the Embedder, used only to rebuild a broken index."""

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from deployments.config import Settings, load_settings
+from deployments.core.config import Settings, load_settings
 
-TENANT_VARIABLES = ("TENANT_ID", "PLAN", "MODEL_NAME", "DIMENSION", "MAX_DOCS", "PERSIST_DIR")
+# Every setting's variable (API_KEY, EMBED_BACKEND, ... as well as the tenant's): one exported in a
+# developer's shell would otherwise turn the contract tests into 401s, or load another backend.
+SETTING_VARIABLES = tuple(name.upper() for name in Settings.model_fields)
 
 MakeSettings = Callable[..., Settings]
 
@@ -15,7 +17,7 @@ MakeSettings = Callable[..., Settings]
 @pytest.fixture(autouse=True)
 def _no_tenant_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's shell or .env must not change what the tests see."""
-    for name in TENANT_VARIABLES:
+    for name in SETTING_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
 

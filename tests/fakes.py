@@ -3,9 +3,9 @@
 from types import SimpleNamespace
 from typing import Any
 
-from deployments.backends import HashingBackend, Vectors
-from deployments.chunking import Span
-from deployments.embedder import Embedded, chunk_texts, embed_texts, truncated_flags
+from deployments.core.types import Span, Vectors
+from deployments.embedding.backends import HashingBackend
+from deployments.embedding.models import Embedded, chunk_texts, embed_texts, truncated_flags
 
 
 class LocalHandle:

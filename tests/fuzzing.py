@@ -11,9 +11,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from deployments.api import create_api
-from deployments.config import load_settings
-from deployments.gateway import Gateway
+from deployments.api.app import create_api
+from deployments.api.service import TenantService
+from deployments.core.config import load_settings
 
 # Not `positive_data_acceptance`: a schema-valid request may still be refused, as documented, by a
 # rule the schema does not express (the plan's limits, the quota, "text must not be blank").
@@ -29,5 +29,5 @@ CHECKS = [
 # The document every instance serves: the routes do not depend on the settings or the store; each
 # test checks that the app it fuzzes serves exactly this. (Built here because schemathesis' pytest
 # fixture-based loader is broken under pytest 9.)
-DOCUMENT = create_api(Gateway(load_settings(_env_file=None, plan="starter"), None, None)).openapi()
+DOCUMENT = create_api(TenantService(load_settings(_env_file=None, plan="starter"), None, None)).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)

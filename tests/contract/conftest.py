@@ -1,4 +1,4 @@
-"""The real API and Gateway over in-process stand-ins for the deployment handles: the real
+"""The real API and TenantService over in-process stand-ins for the deployment handles: the real
 ChromaStore class on a temporary folder and an Embedder using the fast hashing backend."""
 
 from typing import Any, cast
@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from ray.serve import Deployment
 
-from deployments.api import create_api
-from deployments.gateway import Gateway
+from deployments.api.app import create_api
+from deployments.api.service import TenantService
 from deployments.store import ChromaStore
 from tests.fakes import FakeEmbedder, LocalHandle
 
@@ -21,7 +21,7 @@ def make_client(make_settings):
         assert callable(store_class)
         embedder = FakeEmbedder()
         store = store_class(settings, LocalHandle(embedder))
-        api = create_api(Gateway(settings, LocalHandle(embedder), LocalHandle(store)))
+        api = create_api(TenantService(settings, LocalHandle(embedder), LocalHandle(store)))
         api.state.embedder = embedder  # for tests that check what the model was run on
         api.state.store = store  # for tests that make the store misbehave
         return TestClient(api)

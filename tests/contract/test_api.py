@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from deployments.plans import PLANS
+from deployments.core.plans import PLANS
 
 ROUTES = [("POST", "/embed"), ("POST", "/search"), ("POST", "/delete"), ("GET", "/healthz")]
 BODIES = {
@@ -85,8 +85,13 @@ def test_healthz_reports_the_instance(client):
 
 
 def test_quota_refusal_is_403_and_stores_nothing(client):
+    """... and comes before the model runs: a tenant at its quota spends no embedding CPU."""
     client.post("/embed/", json={"documents": [{"id": f"a{n}", "text": f"doc {n}"} for n in range(15)]})
+    encoded = list(client.app.state.embedder.encoded)
     response = client.post("/embed/", json={"documents": [{"id": f"b{n}", "text": f"new {n}"} for n in range(6)]})
+    chunked = {"documents": [{"id": f"c{n}", "text": "long words " * 400} for n in range(6)], "chunking": True}
+    assert client.post("/embed/", json=chunked).status_code == 403
+    assert client.app.state.embedder.encoded == encoded
     assert response.status_code == 403
     body = response.json()
     assert body["error"] == "quota_exceeded"

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from deployments.console import CONSOLE_DIR, SECURITY_HEADERS
+from deployments.api.console import CONSOLE_DIR, SECURITY_HEADERS
 
 API_KEY = "contract-key-0123456789abcdef"
 
@@ -37,7 +37,7 @@ def test_the_instance_url_redirects_to_the_console(keyed, path):
 
 
 @pytest.mark.parametrize(
-    "path", ["/console/nothing.js", "/console/%2e%2e/app.py", "/console/..%2fdeployments/config.py", "/console/.."]
+    "path", ["/console/nothing.js", "/console/%2e%2e/app.py", "/console/..%2fdeployments/core/config.py", "/console/.."]
 )
 def test_only_the_console_folder_is_served(keyed, path):
     response = keyed.get(path, follow_redirects=False)

@@ -1,4 +1,4 @@
-"""Hostile input against the real API, the real Gateway and the real store (with the fast fake embedder).
+"""Hostile input against the real API, the real TenantService and the real store (with the fast fake embedder).
 
 schemathesis generates requests from the API's own OpenAPI document, valid and invalid ones alike, and
 checks every answer: never a server error, only documented status codes, each with its documented

@@ -8,8 +8,8 @@ import types
 import limits.storage.memory
 import pytest
 
-from deployments import calls
-from deployments.plans import PLANS
+from deployments.core.plans import PLANS
+from deployments.runtime import calls
 
 TINY = dataclasses.replace(
     PLANS["starter"],

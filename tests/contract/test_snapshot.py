@@ -1,13 +1,13 @@
-"""POST /snapshot/ and deployments.snapshot.restore on real chromadb folders."""
+"""POST /snapshot/ and deployments.storage.snapshot.restore on real chromadb folders."""
 
 import json
 
 import pytest
 
-from deployments.errors import ConfigError
-from deployments.index_check import REBUILD_MARKER
-from deployments.snapshot import MANIFEST, restore
-from deployments.tenant_store import TenantStore
+from deployments.core.errors import ConfigError
+from deployments.storage.index_check import REBUILD_MARKER
+from deployments.storage.snapshot import MANIFEST, restore
+from deployments.storage.tenant_store import TenantStore
 
 DOCUMENTS = [{"id": f"s{n}", "text": f"snapshot note {n}", "metadata": {"n": n}} for n in range(5)]
 

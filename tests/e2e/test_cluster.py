@@ -4,6 +4,7 @@ with ray.cluster_utils.Cluster) runs the shipped serve_config.cluster.yaml with 
 offers `embedder`: every Embedder replica lands on the worker, the store stays on the head, and
 the API works across the two."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -11,13 +12,13 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import psutil
 import pytest
 import yaml
 from ray.cluster_utils import Cluster
 
 from bench.instance import REPO, START_TIMEOUT_S, kill_session
 from bench.ports import free_port, side_ports
-from deployments import procfs
 
 pytestmark = pytest.mark.e2e
 
@@ -29,9 +30,11 @@ def raylet_pid(node: object) -> int:
 def replicas_under(raylet: int, deployment: str) -> int:
     """Replica processes of `deployment` that the given node's raylet started (its children)."""
     title = f"ServeReplica:chromedb:{deployment}"
-    return sum(
-        child.parent == raylet and title in (procfs.command_line(child.pid) or "") for child in procfs.processes()
-    )
+    count = 0
+    for child in psutil.Process(raylet).children():
+        with contextlib.suppress(psutil.Error):  # one that exits meanwhile is not a replica
+            count += title in " ".join(child.cmdline())
+    return count
 
 
 @pytest.fixture(scope="module")

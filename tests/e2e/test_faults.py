@@ -27,15 +27,15 @@ import pytest
 import yaml
 
 from bench.instance import REPO, ServeInstance, kill_session, session_processes
-from deployments.calls import READ_TIMEOUT_S
-from deployments.index_check import read_header
+from deployments.runtime.calls import READ_TIMEOUT_S
+from deployments.storage.index_check import read_header
 from tests.e2e.conftest import service_logs
 
 pytestmark = pytest.mark.e2e
 
 API_KEY = "faults-api-key-0123456789abcdef"
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
-# A search is a read: the gateway answers 503 once the store has not answered within READ_TIMEOUT_S.
+# A search is a read: the service answers 503 once the store has not answered within READ_TIMEOUT_S.
 SEARCH_TIMEOUT_S = READ_TIMEOUT_S + 5.0
 # A write waits at most HANDOVER_TIMEOUT_S for a replica, then for its embedding and storing, which
 # on a busy machine may take a while: past the service's own request_timeout_s it would be a 408.

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from bench.instance import ServeInstance, session_processes
-from deployments.config import tenant_slug
-from deployments.snapshot import SNAPSHOTS_DIR
+from deployments.core.config import tenant_slug
+from deployments.storage.snapshot import SNAPSHOTS_DIR
 from tests.e2e.conftest import E2E_API_KEY, E2E_TENANT, service_logs
 
 pytestmark = pytest.mark.e2e

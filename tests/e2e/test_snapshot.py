@@ -1,5 +1,5 @@
 """A snapshot taken while the service runs (POST /snapshot/), restored with
-`python -m deployments.snapshot restore` into a fresh instance on another folder: the same
+`python -m deployments.storage.snapshot restore` into a fresh instance on another folder: the same
 documents, texts, metadata, vectors, and search in every mode."""
 
 import os

@@ -16,10 +16,10 @@ from pathlib import Path
 import chromadb.api.rust  # noqa: F401  (imported before any privileges are dropped)
 import numpy as np
 
-from deployments.config import load_settings
-from deployments.errors import ServiceError
-from deployments.ranking import Query
-from deployments.tenant_store import TenantStore
+from deployments.core.config import load_settings
+from deployments.core.errors import ServiceError
+from deployments.storage.ranking import Query
+from deployments.storage.tenant_store import TenantStore
 
 NOBODY = 65534
 

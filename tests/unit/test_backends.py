@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from deployments.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend
-from deployments.config import resolve_model_path
-from deployments.embedder import embed_texts
-from deployments.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
+from deployments.core.config import resolve_model_path
+from deployments.embedding.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend
+from deployments.embedding.models import embed_texts
+from deployments.embedding.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
 
 
 @pytest.fixture(scope="module")

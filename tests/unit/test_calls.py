@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from deployments import calls
-from deployments.errors import ServiceUnavailable
+from deployments.core.errors import ServiceUnavailable
+from deployments.runtime import calls
 
 
 class NoReplica:

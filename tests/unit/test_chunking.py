@@ -1,14 +1,14 @@
-"""Cutting long texts into chunks (deployments.chunking) with the hashing and the real tokenizer."""
+"""Cutting long texts into chunks (deployments.embedding.chunking) with the hashing and the real tokenizer."""
 
 import itertools
 
 import pytest
 
-from deployments.backends import HashingBackend
-from deployments.chunking import chunk_spans
-from deployments.config import load_settings
-from deployments.embedder import chunk_texts
-from deployments.errors import ConfigError
+from deployments.core.config import load_settings
+from deployments.core.errors import ConfigError
+from deployments.embedding.backends import HashingBackend
+from deployments.embedding.chunking import chunk_spans
+from deployments.embedding.models import chunk_texts
 
 
 def words(count: int) -> str:
@@ -35,7 +35,7 @@ def test_chunks_cover_the_text_with_the_overlap_asked(count, size, overlap):
 
 
 def test_spans_follow_the_real_tokenizer_offsets(tmp_path):
-    from deployments.embedder import load_backend
+    from deployments.embedding.models import load_backend
 
     backend = load_backend(load_settings(_env_file=None, embed_backend="onnx", model_cache_dir=tmp_path))
     text = "Résumé: " + "The mitochondria produce ATP through oxidative phosphorylation. " * 60

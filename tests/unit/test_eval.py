@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.eval import EVAL_DIR, PUBLISHED_STS, STS_TOLERANCE, ndcg_at, overlap_at, recall_at, sts_spearman
-from deployments.config import load_settings
-from deployments.embedder import load_backend
+from deployments.core.config import load_settings
+from deployments.embedding.models import load_backend
 
 QRELS = {"q1": {"d1": 1, "d4": 1}, "q2": {"d9": 2}}
 

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from deployments.backends import HashingBackend
-from deployments.errors import InvalidFilter
-from deployments.keyword_index import KeywordIndex
-from deployments.ranking import Query
-from deployments.tenant_store import KEYWORD_DIR, Metadata, TenantStore
+from deployments.core.errors import InvalidFilter
+from deployments.core.types import Metadata
+from deployments.embedding.backends import HashingBackend
+from deployments.storage.keyword_index import KeywordIndex
+from deployments.storage.ranking import Query
+from deployments.storage.tenant_store import KEYWORD_DIR, TenantStore
 
 BACKEND = HashingBackend()
 DOCS: dict[str, tuple[str, Metadata]] = {

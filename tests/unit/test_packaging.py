@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from deployments.config import Settings
-from deployments.console import CONSOLE_DIR
+from deployments.api.console import CONSOLE_DIR
+from deployments.core.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -85,7 +85,7 @@ def test_entrypoint_refuses_bad_settings_before_starting_ray(tmp_path):
 
 def test_preflight_summarises_good_settings(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "deployments.preflight"],
+        [sys.executable, "-m", "deployments.core.preflight"],
         cwd=REPO,
         env={**os.environ, "TENANT_ID": "acme", "PERSIST_DIR": str(tmp_path)},
         capture_output=True,
@@ -112,6 +112,22 @@ def test_env_example_lists_every_setting():
 def deployments_of(config_file: str) -> dict[str, dict[str, Any]]:
     config = yaml.safe_load((REPO / config_file).read_text())
     return {d["name"]: d for d in config["applications"][0]["deployments"]}
+
+
+SHIPPED_CONFIGS = ["serve_config.yaml", "serve_config.gpu.yaml", "serve_config.cluster.yaml"]
+
+
+@pytest.mark.parametrize("config_file", SHIPPED_CONFIGS)
+def test_each_shipped_config_gives_every_deployment_its_whole_shape(config_file):
+    """The deployments' decorators carry no shape: each config sets the CPUs and queue of every
+    deployment, and exactly one ChromaStore replica, never autoscaled."""
+    deployments = deployments_of(config_file)
+    assert set(deployments) == {"Ingress", "Embedder", "ChromaStore"}
+    for name, deployment in deployments.items():
+        assert deployment["ray_actor_options"]["num_cpus"] > 0, name
+        assert deployment["max_ongoing_requests"] > 0 and deployment["max_queued_requests"] > 0, name
+        assert "num_replicas" in deployment or "autoscaling_config" in deployment, name
+    assert deployments["ChromaStore"]["num_replicas"] == 1 and "autoscaling_config" not in deployments["ChromaStore"]
 
 
 def test_serve_config_fits_two_cores_and_keeps_one_store():

@@ -1,8 +1,8 @@
-"""Hybrid fusion (deployments.ranking.fuse): a convex combination of min-max-normalised scores."""
+"""Hybrid fusion (deployments.storage.ranking.fuse): a convex combination of min-max-normalised scores."""
 
 import pytest
 
-from deployments.ranking import fuse
+from deployments.storage.ranking import fuse
 
 SEMANTIC = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
 KEYWORD = [("c", 30.0), ("d", 20.0), ("a", 10.0)]

@@ -23,9 +23,9 @@ from chromadb.config import Settings as ChromaSettings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployments.config import Settings, load_settings
-from deployments.errors import QuotaExceeded
-from deployments.tenant_store import TenantStore
+from deployments.core.config import Settings, load_settings
+from deployments.core.errors import QuotaExceeded
+from deployments.storage.tenant_store import TenantStore
 
 QUOTA = 15
 ID_POOL = [f"doc-{n}" for n in range(20)]  # more ids than the quota allows, so upserts get refused

@@ -7,10 +7,10 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from deployments.backends import HashingBackend
-from deployments.errors import ConfigError, InvalidFilter, QuotaExceeded
-from deployments.ranking import Query
-from deployments.tenant_store import TenantStore
+from deployments.core.errors import ConfigError, InvalidFilter, QuotaExceeded
+from deployments.embedding.backends import HashingBackend
+from deployments.storage.ranking import Query
+from deployments.storage.tenant_store import TenantStore
 
 BACKEND = HashingBackend()
 

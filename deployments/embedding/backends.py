@@ -2,7 +2,6 @@
 deterministic fake for unit and contract tests."""
 
 import hashlib
-import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +10,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-Vectors = npt.NDArray[np.float32]
+from deployments.core.config import model_window
+from deployments.core.types import Vectors
 
 
 class EmbeddingBackend(Protocol):
@@ -91,10 +90,9 @@ class OnnxBackend:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        window = json.loads((model_path / "sentence_bert_config.json").read_text())["max_seq_length"]
         self.name = f"{kind}:{model_path.name}@cpu"
         self.onnx_path = onnx_path
-        self.max_tokens = int(window)
+        self.max_tokens = model_window(model_path)
         self.batch_size = batch_size
         self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self._counter = Tokenizer.from_file(str(model_path / "tokenizer.json"))  # untruncated, for counts

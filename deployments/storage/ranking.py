@@ -9,7 +9,7 @@ scoring 0 there. The fused score is comparable within one query, not across quer
 
 from typing import Any, Literal, NamedTuple
 
-from deployments.backends import Vectors
+from deployments.core.types import Vectors
 
 SearchMode = Literal["semantic", "keyword", "hybrid"]
 # The semantic share; best on SciFact train (0.3-0.7 tried, README).

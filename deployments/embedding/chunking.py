@@ -6,19 +6,7 @@ without chunking a long document is found only by its start. With it, each chunk
 its best chunk and says which span of the text that was.
 """
 
-from dataclasses import dataclass
-
-from deployments.backends import Vectors
-
-Span = tuple[int, int]  # (start, end) character offsets into the text
-
-
-@dataclass
-class Chunks:
-    """One document's chunks: spans into its text and one vector per span (the first is the document's)."""
-
-    spans: list[Span]
-    vectors: Vectors
+from deployments.core.types import Span
 
 
 def chunk_spans(token_spans: list[Span], text_length: int, size: int, overlap: int) -> list[Span]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import tantivy
 
-from deployments.errors import StorageUnavailable
+from deployments.core.errors import StorageUnavailable
 
 logger = logging.getLogger("ray.serve")
 
@@ -39,20 +39,18 @@ class KeywordIndex:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._schema = _schema()
-        self._index, self.created = self._open()
+        self._index = self._open()
         self._writer = self._index.writer(WRITER_HEAP_BYTES, 1)
 
-    def _open(self) -> tuple[tantivy.Index, bool]:
-        """(the index, whether it had to be created empty)."""
-        existed = self.folder.exists()
+    def _open(self) -> tantivy.Index:
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
-            return tantivy.Index(self._schema, path=str(self.folder), reuse=True), not existed
+            return tantivy.Index(self._schema, path=str(self.folder), reuse=True)
         except ValueError as exc:  # unreadable or another schema: it is only derived data
             logger.error("keyword index in %s is unreadable (%s): rebuilding it", self.folder, exc)
             shutil.rmtree(self.folder)
             self.folder.mkdir(parents=True)
-            return tantivy.Index(self._schema, path=str(self.folder), reuse=False), True
+            return tantivy.Index(self._schema, path=str(self.folder), reuse=False)
 
     def count(self) -> int:
         """Documents indexed (the pending mark is not one)."""

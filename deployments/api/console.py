@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+CONSOLE_DIR = Path(__file__).resolve().parents[2] / "console"
 CONSOLE_PATH = "/console"
 
 SECURITY_HEADERS = {

@@ -1,7 +1,9 @@
 """One settings object for the whole service, read once from the environment (and `.env`).
 
-The app builder reads it and hands it to every deployment with `.bind(settings)`; replicas never
-read `os.environ` themselves, so what `/healthz/` reports is exactly what every replica runs with.
+The app builder reads it and hands it to every deployment with `.bind(settings)`; replicas read no
+tenant setting from `os.environ` themselves, so what `/healthz/` reports is exactly what every
+replica runs with. (The environment still carries process plumbing: the launcher's
+METRICS_PORT_ENV below, and the Hugging Face offline switches the torch backend sets.)
 """
 
 import hashlib
@@ -14,8 +16,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from deployments.errors import ConfigError
-from deployments.plans import PLANS, Plan
+from deployments.core.errors import ConfigError
+from deployments.core.plans import PLANS, Plan
 
 # Set by the launcher and inherited by every replica (not a tenant setting): the loopback port where
 # Ray's metrics agent serves its Prometheus export, which GET /metrics/ passes on.

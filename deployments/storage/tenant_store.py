@@ -23,12 +23,8 @@ from chromadb.api.types import validate_where, validate_where_document
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InternalError, InvalidArgumentError
 
-from deployments import snapshot
-from deployments.backends import Vectors
-from deployments.chunk_store import CHUNK_SET, ChunkStore, parent_metadata, span_of
-from deployments.chunking import Chunks
-from deployments.config import Settings
-from deployments.errors import (
+from deployments.core.config import Settings
+from deployments.core.errors import (
     ConfigError,
     InvalidFilter,
     NotFound,
@@ -38,10 +34,20 @@ from deployments.errors import (
     ServiceUnavailable,
     StorageUnavailable,
 )
-from deployments.index_check import REBUILD_MARKER, index_folders, quarantine_broken_indexes
-from deployments.internal_metadata import OWN_VECTOR, encode_vector, own_vector, public, replacing, replacing_public
-from deployments.keyword_index import KeywordIndex
-from deployments.ranking import HYBRID_CANDIDATES, Query, Scored, fuse
+from deployments.core.types import Chunks, Filter, Hit, Metadata, Vectors
+from deployments.storage import snapshot
+from deployments.storage.chunk_store import CHUNK_SET, ChunkStore, parent_metadata, span_of
+from deployments.storage.index_check import REBUILD_MARKER, index_folders, quarantine_broken_indexes
+from deployments.storage.internal_metadata import (
+    OWN_VECTOR,
+    encode_vector,
+    own_vector,
+    public,
+    replacing,
+    replacing_public,
+)
+from deployments.storage.keyword_index import KeywordIndex
+from deployments.storage.ranking import HYBRID_CANDIDATES, Query, Scored, fuse
 
 # Cosine space because the model's vectors are compared by angle. A search breadth (ef_search)
 # well above chromadb's default keeps recall@10 against exact search high (see README, Performance).
@@ -63,9 +69,6 @@ PAGE = 1_000  # documents read at a time when the keyword index is rebuilt
 
 logger = logging.getLogger("ray.serve")
 
-Metadata = dict[str, str | int | float | bool]
-Hit = dict[str, Any]
-Filter = dict[str, Any]
 INCLUDED = {"text": "documents", "metadata": "metadatas", "embedding": "embeddings"}  # our names -> chromadb's
 
 
@@ -74,7 +77,7 @@ class TenantStore:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._settings = settings
         self.quota = settings.quota
-        # Before chromadb opens the folder: a broken index would crash it (deployments.index_check).
+        # Before chromadb opens the folder: a broken index would crash it (deployments.storage.index_check).
         self.quarantined = quarantine_broken_indexes(settings.data_dir)
         self._rebuild_marker = settings.data_dir / REBUILD_MARKER
         self._client = chromadb.PersistentClient(
@@ -138,7 +141,7 @@ class TenantStore:
     @contextmanager
     def _keywords_follow(self, ids: list[str]) -> Iterator[None]:
         """Bracket a chromadb write so the keyword index ends with what chromadb holds for `ids`
-        whatever happens (deployments.keyword_index)."""
+        whatever happens (deployments.storage.keyword_index)."""
         self.keywords.mark_pending(ids)
         try:
             yield
@@ -209,19 +212,14 @@ class TenantStore:
     ) -> int:
         """Add or replace documents, all or none; returns the count after the write. `supplied`
         marks the vectors the tenant gave (kept beside the document too: internal_metadata);
-        `chunks`, the documents cut into chunks (deployments.chunk_store: their first chunk's vector
+        `chunks`, the documents cut into chunks (deployments.storage.chunk_store: their first chunk's vector
         is the one in `vectors`)."""
         with self._write_lock:
             existing = self._collection.get(ids=ids, include=["metadatas"])
             old_metadata = dict(zip(existing["ids"], existing["metadatas"] or [], strict=True))
             count = self._collection.count()
             added = len(ids) - len(old_metadata)
-            if count + added > self.quota:
-                raise QuotaExceeded(
-                    f"the quota is {self.quota} documents and the collection holds {count}: this request "
-                    f"would add {added} new ones; nothing was stored",
-                    field="documents",
-                )
+            self._check_room(count, added)
             kept = [
                 {**new, OWN_VECTOR: encode_vector(vector)} if supplied and supplied[row] else new
                 for row, (new, vector) in enumerate(zip(metadatas, vectors, strict=True))
@@ -243,16 +241,29 @@ class TenantStore:
                 self.chunks.drop_stale(ids, tokens)
             return count + added
 
+    def _check_room(self, count: int, added: int) -> None:
+        if count + added > self.quota:
+            raise QuotaExceeded(
+                f"the quota is {self.quota} documents and the collection holds {count}: this request "
+                f"would add {added} new ones; nothing was stored",
+                field="documents",
+            )
+
     def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
-        """The stored vector of each id whose stored text equals the given one and was embedded by
-        the model, whole: re-sending an unchanged document (say, to update its metadata) needs no
-        embedding. (A supplied vector or a chunked document's first-chunk vector is not that.)"""
+        """What an /embed/ asks before any model run. Refuses it (QuotaExceeded) if its new ids would
+        pass the quota now (upsert checks again, atomically, under the write lock); else the stored
+        vector of each id whose stored text equals the given one and was embedded by the model,
+        whole: re-sending an unchanged document (say, to update its metadata) needs no embedding.
+        (A supplied vector or a chunked document's first-chunk vector is not that.)"""
         wanted = dict(zip(ids, texts, strict=True))
+        count = self._collection.count()
         try:
             with _vectors_missing():
                 found = self._collection.get(ids=ids, include=["documents", "embeddings", "metadatas"])
-        except IndexRebuilding:
-            return {}  # some are not indexed yet: embedding them all again gives the same vectors
+        except IndexRebuilding:  # some are not indexed yet: embedding them all again gives the same vectors
+            self._check_room(count, len(wanted) - len(self._collection.get(ids=ids, include=[])["ids"]))
+            return {}
+        self._check_room(count, len(wanted) - len(found["ids"]))
         documents = found["documents"] or []
         embeddings = found["embeddings"] if found["embeddings"] is not None else []
         metadatas = found["metadatas"] or []
@@ -340,7 +351,7 @@ class TenantStore:
 
     def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
         """The top_k best documents of each query, best first, in its mode: `semantic` scores by
-        cosine similarity, `keyword` by BM25, `hybrid` by the fusion of both (deployments.ranking).
+        cosine similarity, `keyword` by BM25, `hybrid` by the fusion of both (deployments.storage.ranking).
         Vector searches sharing a size and filter go to chromadb as one call; a bad filter fails
         only the queries that carry it."""
         results: list[list[Hit] | ServiceError] = [[] for _ in queries]
@@ -456,7 +467,7 @@ class TenantStore:
         return merged
 
     def snapshot(self, destination: Path) -> dict[str, Any]:
-        """A consistent copy of the tenant's data in `destination` (deployments.snapshot); returns its manifest."""
+        """A consistent copy of the tenant's data in `destination` (storage.snapshot); returns its manifest."""
         settings = self._settings
         with self._write_lock:
             manifest = {

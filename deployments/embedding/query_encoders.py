@@ -13,9 +13,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
-from deployments import calls
-from deployments.backends import EmbeddingBackend, Vectors
-from deployments.config import Settings
+from deployments.core.config import Settings
+from deployments.core.types import Vectors
+from deployments.embedding.backends import EmbeddingBackend
+from deployments.runtime import calls
 
 QueryEmbedding = Literal["ingress", "embedder"]
 
@@ -55,7 +56,7 @@ def query_encoder(settings: Settings, embedder: Any, where: QueryEmbedding) -> Q
     """The encoder `where` asks for; the Embedder's when the model cannot run here on ONNX Runtime."""
     if where == "ingress":
         # The model's libraries are imported only where they are used.
-        from deployments.embedder import backend_choice, load_backend
+        from deployments.embedding.models import backend_choice, load_backend
 
         if backend_choice(settings, gpu=False) != "torch":
             return LocalQueryEncoder(load_backend(settings, gpu=False))

@@ -1,4 +1,4 @@
-"""The REST API: thin routes over the Gateway, and the one place errors become HTTP responses."""
+"""The REST API: thin routes over the TenantService (api.service); every error answers through api.errors."""
 
 import os
 import time
@@ -13,15 +13,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployments import metrics
-from deployments.auth import ApiKeyMiddleware
-from deployments.body_limit import BodySizeLimitMiddleware
-from deployments.config import METRICS_PORT_ENV
-from deployments.console import CONSOLE_PATH, ConsoleFiles
-from deployments.errors import InvalidRequest, MalformedBody, NotFound, ServiceError, ServiceUnavailable
-from deployments.gateway import Gateway
-from deployments.rate_limits import RateLimitMiddleware
-from deployments.schemas import (
+from deployments.api.auth import ApiKeyMiddleware
+from deployments.api.body_limit import BodySizeLimitMiddleware
+from deployments.api.console import CONSOLE_PATH, ConsoleFiles
+from deployments.api.errors import error_response, json_error
+from deployments.api.rate_limits import RateLimitMiddleware
+from deployments.api.schemas import (
     BatchSearchRequest,
     BatchSearchResponse,
     CountResponse,
@@ -43,6 +40,10 @@ from deployments.schemas import (
     UpdateRequest,
     UpdateResponse,
 )
+from deployments.api.service import TenantService
+from deployments.core.config import METRICS_PORT_ENV
+from deployments.core.errors import InvalidRequest, MalformedBody, NotFound, ServiceError, ServiceUnavailable
+from deployments.runtime import metrics
 
 METRICS_TIMEOUT_S = 5.0
 
@@ -73,13 +74,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def get_gateway(request: Request) -> Gateway:
+async def get_service(request: Request) -> TenantService:
     # async: FastAPI runs a plain function dependency in a worker thread, a hop per request.
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+    service: TenantService = request.app.state.service
+    return service
 
 
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+ServiceDep = Annotated[TenantService, Depends(get_service)]
 router = APIRouter()
 
 
@@ -97,7 +98,7 @@ def route(method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]
 
 
 @route("POST", "/embed", response_model=EmbedResponse, summary="Add or replace documents")
-async def embed(body: EmbedRequest, gateway: GatewayDep) -> EmbedResponse:
+async def embed(body: EmbedRequest, service: ServiceDep) -> EmbedResponse:
     """Embed and store documents. A missing `id` is generated; an existing id is replaced whole
     (text, vector and metadata) and is not counted twice against the quota; an unchanged text keeps
     its stored vector without running the model again. The whole request is
@@ -109,11 +110,11 @@ async def embed(body: EmbedRequest, gateway: GatewayDep) -> EmbedResponse:
       -d '{"documents": [{"id": "doc-1", "text": "The cat sat on the mat.", "metadata": {"page": 3}}]}'
     ```
     """
-    return await gateway.embed(body)
+    return await service.embed(body)
 
 
 @route("POST", "/search", response_model=SearchResponse, summary="Search by meaning, by words, or both")
-async def search(body: SearchRequest, gateway: GatewayDep) -> SearchResponse:
+async def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
     """Return the `top_k` best documents for `query`, best first. `mode`: `semantic` (by meaning;
     `score` is cosine similarity), `keyword` (by the query's words; BM25) or `hybrid` (both, fused;
     0 to 1, `hybrid_weight` the semantic share). Or search by your own `vector` (semantic).
@@ -126,11 +127,11 @@ async def search(body: SearchRequest, gateway: GatewayDep) -> SearchResponse:
       -d '{"query": "pets resting on rugs", "top_k": 3, "mode": "hybrid"}'
     ```
     """
-    return await gateway.search(body)
+    return await service.search(body)
 
 
 @route("POST", "/search/batch", response_model=BatchSearchResponse, summary="Several searches in one request")
-async def search_batch(body: BatchSearchRequest, gateway: GatewayDep) -> BatchSearchResponse:
+async def search_batch(body: BatchSearchRequest, service: ServiceDep) -> BatchSearchResponse:
     """Up to 32 searches, each as `POST /search/` takes it, answered in order. Each counts against
     the plan's requests per second. The first that fails fails the request; `field` says which
     (`searches.2.where`).
@@ -140,11 +141,11 @@ async def search_batch(body: BatchSearchRequest, gateway: GatewayDep) -> BatchSe
       -d '{"searches": [{"query": "pets"}, {"query": "tax", "mode": "keyword"}]}'
     ```
     """
-    return await gateway.search_many(body)
+    return await service.search_many(body)
 
 
 @route("POST", "/delete", response_model=DeleteResponse, summary="Delete documents by id or by filter")
-async def delete(body: DeleteRequest, gateway: GatewayDep) -> DeleteResponse:
+async def delete(body: DeleteRequest, service: ServiceDep) -> DeleteResponse:
     """Delete the given `ids` (unknown ids are not an error), or every document matching `where`
     and/or `where_document`: all of them or, if more than the plan's documents per request match,
     none (422). `deleted` counts what was deleted.
@@ -154,11 +155,11 @@ async def delete(body: DeleteRequest, gateway: GatewayDep) -> DeleteResponse:
     curl -X POST localhost:8000/delete/ -H 'Content-Type: application/json' -d '{"where": {"source": "old"}}'
     ```
     """
-    return await gateway.delete(body)
+    return await service.delete(body)
 
 
 @route("POST", "/update", response_model=UpdateResponse, summary="Replace documents' metadata")
-async def update(body: UpdateRequest, gateway: GatewayDep) -> UpdateResponse:
+async def update(body: UpdateRequest, service: ServiceDep) -> UpdateResponse:
     """Replace the metadata of existing documents without re-embedding them (text and vector stay).
     All of them or none: an unknown id is a 404 naming it.
 
@@ -167,11 +168,11 @@ async def update(body: UpdateRequest, gateway: GatewayDep) -> UpdateResponse:
       -d '{"documents": [{"id": "doc-1", "metadata": {"source": "notes", "page": 4}}]}'
     ```
     """
-    return await gateway.update(body)
+    return await service.update(body)
 
 
 @route("POST", "/list", response_model=ListResponse, summary="List documents, a page at a time")
-async def list_documents(body: ListRequest, gateway: GatewayDep) -> ListResponse:
+async def list_documents(body: ListRequest, service: ServiceDep) -> ListResponse:
     """A page of `limit` documents matching the optional filters, in the order they were first
     added, from `offset`; pass `next_offset` back for the next page (null on the last). Writes
     between pages shift later pages: a document may then be skipped or seen twice.
@@ -180,11 +181,11 @@ async def list_documents(body: ListRequest, gateway: GatewayDep) -> ListResponse
     curl -X POST localhost:8000/list/ -H 'Content-Type: application/json' -d '{"limit": 100, "offset": 0}'
     ```
     """
-    return await gateway.list(body)
+    return await service.list(body)
 
 
 @route("POST", "/get", response_model=GetResponse, summary="Get documents by id")
-async def get_documents(body: GetRequest, gateway: GatewayDep) -> GetResponse:
+async def get_documents(body: GetRequest, service: ServiceDep) -> GetResponse:
     """The stored documents among `ids`, in the order asked; ids not stored are listed in `missing`.
     `include` picks what comes back of each: `text`, `metadata`, `embedding` (the stored vector).
 
@@ -193,7 +194,7 @@ async def get_documents(body: GetRequest, gateway: GatewayDep) -> GetResponse:
       -d '{"ids": ["doc-1", "doc-9"], "include": ["text", "metadata"]}'
     ```
     """
-    return await gateway.get(body)
+    return await service.get(body)
 
 
 @router.get(
@@ -202,7 +203,7 @@ async def get_documents(body: GetRequest, gateway: GatewayDep) -> GetResponse:
     responses=ERRORS,
     summary="Get one document",
 )
-async def get_document(doc_id: Annotated[DocumentId, Path()], gateway: GatewayDep) -> DocumentOut:
+async def get_document(doc_id: Annotated[DocumentId, Path()], service: ServiceDep) -> DocumentOut:
     """One document with its text and metadata; 404 when the id is not stored. Ids with `/` in
     them are fetched with `POST /get/`.
 
@@ -210,34 +211,34 @@ async def get_document(doc_id: Annotated[DocumentId, Path()], gateway: GatewayDe
     curl localhost:8000/documents/doc-1
     ```
     """
-    found = await gateway.get(GetRequest(ids=[doc_id]))
+    found = await service.get(GetRequest(ids=[doc_id]))
     if not found.documents:
         raise NotFound(f"no document with id {doc_id!r}", field="doc_id")
     return found.documents[0]
 
 
 @route("GET", "/count", response_model=CountResponse, summary="How many documents are stored")
-async def count(gateway: GatewayDep) -> CountResponse:
+async def count(service: ServiceDep) -> CountResponse:
     """The document count and the quota (`MAX_DOCS`).
 
     ```
     curl localhost:8000/count/
     ```
     """
-    return await gateway.count()
+    return await service.count()
 
 
 @route("POST", "/snapshot", response_model=SnapshotResponse, summary="Snapshot the data folder")
-async def snapshot(gateway: GatewayDep) -> SnapshotResponse:
+async def snapshot(service: ServiceDep) -> SnapshotResponse:
     """Copy the tenant's data, consistently, into a new folder under `PERSIST_DIR/snapshots/` on
     the instance's volume, while the service runs (writes wait for it; searches go on). Restore
-    it into a fresh instance with `python -m deployments.snapshot restore <folder>` (README).
+    it into a fresh instance with `python -m deployments.storage.snapshot restore <folder>` (README).
 
     ```
     curl -X POST localhost:8000/snapshot/
     ```
     """
-    return await gateway.snapshot()
+    return await service.snapshot()
 
 
 @route(
@@ -269,7 +270,7 @@ async def prometheus_metrics() -> PlainTextResponse:
 
 
 @route("GET", "/healthz", response_model=HealthResponse, summary="Instance configuration and status")
-async def healthz(gateway: GatewayDep) -> JSONResponse:
+async def healthz(service: ServiceDep) -> JSONResponse:
     """Tenant, plan, model, document count, quota and each deployment's state. 200 when every
     deployment answers, 503 (same body) while one does not. Never contains a secret.
 
@@ -277,7 +278,7 @@ async def healthz(gateway: GatewayDep) -> JSONResponse:
     curl localhost:8000/healthz/
     ```
     """
-    health = await gateway.health()
+    health = await service.health()
     return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
 
 
@@ -291,7 +292,7 @@ async def to_console() -> RedirectResponse:
 # The handlers are coroutines: Starlette runs a plain function handler in a worker thread.
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return exc.to_response()
+    return error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -299,14 +300,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     problems = []
     for error in exc.errors():
         if error["type"] == "json_invalid":
-            return MalformedBody(f"the body is not valid JSON: {error['msg']}").to_response()
+            return error_response(MalformedBody(f"the body is not valid JSON: {error['msg']}"))
         field = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
         problem = error["msg"].removeprefix("Value error, ")
         if field == "body":  # missing, not an object, or sent without a JSON content type
             problem = f"the body must be a JSON object sent with Content-Type: application/json ({problem})"
         problems.append((field, problem))
     message = "; ".join(f"{field}: {problem}" for field, problem in problems)
-    return InvalidRequest(message, field=problems[0][0]).to_response()
+    return error_response(InvalidRequest(message, field=problems[0][0]))
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -314,10 +315,9 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     "There was an error parsing the body"), an unknown path (404), a wrong method (405)."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:
-        return MalformedBody("the body is not valid JSON: it is not UTF-8 text").to_response()
+        return error_response(MalformedBody("the body is not valid JSON: it is not UTF-8 text"))
     error = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-    metrics.rejected.inc(tags={"reason": error})
-    return JSONResponse({"error": error, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    return json_error(exc.status_code, {"error": error, "message": str(exc.detail)}, exc.headers)
 
 
 class TimingMiddleware:
@@ -338,7 +338,7 @@ class TimingMiddleware:
             metrics.request_seconds.observe(time.perf_counter() - started, tags={"route": route})
 
 
-def create_api(gateway: Gateway) -> FastAPI:
+def create_api(service: TenantService) -> FastAPI:
     api = FastAPI(
         title="chromedb-instance",
         description=DESCRIPTION,
@@ -348,14 +348,14 @@ def create_api(gateway: Gateway) -> FastAPI:
     api.add_exception_handler(ServiceError, _service_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(HTTPException, _http_error)
-    api.state.gateway = gateway
+    api.state.service = service
     api.include_router(router)
     api.mount(CONSOLE_PATH, ConsoleFiles(), name="console")
     # The last added runs first: the key, then the request rate, then the body size, then the route.
-    plan = gateway.settings.limits
+    plan = service.settings.limits
     api.add_middleware(BodySizeLimitMiddleware, max_bytes=plan.max_body_bytes, plan_name=plan.name)
-    api.add_middleware(RateLimitMiddleware, limiter=gateway.rate_limiter)
-    if gateway.settings.api_key is not None:
-        api.add_middleware(ApiKeyMiddleware, api_key=gateway.settings.api_key.get_secret_value())
+    api.add_middleware(RateLimitMiddleware, limiter=service.rate_limiter)
+    if service.settings.api_key is not None:
+        api.add_middleware(ApiKeyMiddleware, api_key=service.settings.api_key.get_secret_value())
     api.add_middleware(TimingMiddleware)  # outermost: refusals are timed too
     return api

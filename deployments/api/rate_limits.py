@@ -10,9 +10,10 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployments.auth import is_public
-from deployments.errors import RateLimited
-from deployments.plans import Plan
+from deployments.api.auth import is_public
+from deployments.api.errors import error_response
+from deployments.core.errors import RateLimited
+from deployments.core.plans import Plan
 
 
 class RateLimiter:
@@ -53,6 +54,6 @@ class RateLimitMiddleware:
             try:
                 self._limiter.admit_request()
             except RateLimited as exc:
-                await exc.to_response()(scope, receive, send)
+                await error_response(exc)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

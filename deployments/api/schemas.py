@@ -1,5 +1,5 @@
 """Request and response bodies. Limits that hold for every plan are declared here once, as types;
-per-plan limits are checked against the tenant's plan in `deployments.limits`."""
+per-plan limits are checked against the tenant's plan in `deployments.api.limits`."""
 
 import math
 from typing import Annotated, Any, Literal
@@ -19,8 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from deployments.internal_metadata import PREFIX
-from deployments.ranking import DEFAULT_HYBRID_WEIGHT, SearchMode
+from deployments.core.types import Filter
+from deployments.storage.internal_metadata import PREFIX
+from deployments.storage.ranking import DEFAULT_HYBRID_WEIGHT, SearchMode
 
 MAX_ID_CHARS = 256
 MAX_METADATA_KEYS = 64
@@ -155,7 +156,6 @@ class EmbedResponse(BaseModel):
     )
 
 
-Filter = dict[str, Any]
 WHERE = "chromadb metadata filter: $eq $ne $gt $gte $lt $lte $in $nin $and $or."
 WHERE_DOCUMENT = (
     'chromadb filter on the stored text: {"$contains": "words"}, {"$not_contains": "words"}, combined with $and/$or.'

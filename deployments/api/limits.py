@@ -3,9 +3,9 @@
 import json
 from collections.abc import Mapping
 
-from deployments.errors import PlanLimitExceeded
-from deployments.plans import Plan
-from deployments.schemas import EmbedRequest, ListRequest, SearchRequest, UpdateRequest
+from deployments.api.schemas import EmbedRequest, ListRequest, SearchRequest, UpdateRequest
+from deployments.core.errors import PlanLimitExceeded
+from deployments.core.plans import Plan
 
 
 def check_embed(request: EmbedRequest, plan: Plan) -> None:

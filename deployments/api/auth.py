@@ -10,8 +10,9 @@ import hmac
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployments.console import is_console
-from deployments.errors import Unauthorized
+from deployments.api.console import is_console
+from deployments.api.errors import error_response
+from deployments.core.errors import Unauthorized
 
 # Open to anyone: the platform's health probe, the API's own description and the console's page
 # (which asks for the key itself), and `/`, which only redirects to the console.
@@ -50,4 +51,4 @@ class ApiKeyMiddleware:
             else "the API key is not valid for this instance",
             field="Authorization",
         )
-        await problem.to_response()(scope, receive, send)
+        await error_response(problem)(scope, receive, send)

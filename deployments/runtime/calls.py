@@ -14,7 +14,7 @@ from typing import Any
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
-from deployments.errors import ServiceError, ServiceUnavailable
+from deployments.core.errors import ServiceError, ServiceUnavailable
 
 # Reads (query embedding, lookups, searches) normally take milliseconds. Past this, the deployment
 # is restarting or swamped: answer 503 and let the client retry rather than hold it.

@@ -1,4 +1,4 @@
-"""Check the tenant's settings before Ray starts: `python -m deployments.preflight`.
+"""Check the tenant's settings before Ray starts: `python -m deployments.core.preflight`.
 
 `serve run serve_config.yaml` builds the application inside Ray, where a bad setting only shows up
 as a failed deployment in the logs while the process keeps running. The entrypoints run this first,
@@ -8,8 +8,8 @@ so a misconfigured container exits at once (status 2) with one line naming the v
 import sys
 import tempfile
 
-from deployments.config import Settings, load_settings
-from deployments.errors import ConfigError
+from deployments.core.config import Settings, load_settings
+from deployments.core.errors import ConfigError
 
 
 def checked_settings() -> Settings | None:

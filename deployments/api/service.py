@@ -1,6 +1,6 @@
 """What each route does, composed from the Embedder and ChromaStore handles.
 
-The routes stay thin and the same gateway runs under Ray Serve (deployment handles) and in contract
+The routes stay thin and the same service runs under Ray Serve (deployment handles) and in contract
 tests (in-process stand-ins with the same `.method.remote(...)` shape).
 """
 
@@ -11,17 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from deployments import limits, metrics
-from deployments.backends import Vectors
-from deployments.calls import HEALTH_PROBE_TIMEOUT_S, read, send
-from deployments.chunking import Chunks, Span
-from deployments.config import Settings
-from deployments.embedder import MAX_TEXTS_PER_CALL, Embedded
-from deployments.errors import InvalidRequest, ServiceError
-from deployments.query_embedding import EmbedderQueryEncoder, QueryEncoder
-from deployments.ranking import DEFAULT_HYBRID_WEIGHT, Query
-from deployments.rate_limits import RateLimiter
-from deployments.schemas import (
+from deployments.api import limits
+from deployments.api.rate_limits import RateLimiter
+from deployments.api.schemas import (
     BatchSearchRequest,
     BatchSearchResponse,
     CountResponse,
@@ -44,11 +36,19 @@ from deployments.schemas import (
     UpdateRequest,
     UpdateResponse,
 )
+from deployments.core.config import Settings
+from deployments.core.errors import InvalidRequest, ServiceError
+from deployments.core.types import Chunks, Span, Vectors
+from deployments.embedding.models import MAX_TEXTS_PER_CALL, Embedded
+from deployments.embedding.query_encoders import EmbedderQueryEncoder, QueryEncoder
+from deployments.runtime import metrics
+from deployments.runtime.calls import HEALTH_PROBE_TIMEOUT_S, read, send
+from deployments.storage.ranking import DEFAULT_HYBRID_WEIGHT, Query
 
 SearchBatcher = Callable[[SearchRequest], Awaitable[SearchResponse | ServiceError]]
 
 
-class Gateway:
+class TenantService:
     def __init__(
         self,
         settings: Settings,
@@ -59,7 +59,7 @@ class Gateway:
     ) -> None:
         """`search_batcher` gathers concurrent searches into one `search_batch` call (the Ingress
         passes a `@serve.batch` method); without one, each search is a batch of one. `queries`
-        embeds search queries (deployments.query_embedding); by default the Embedder's query lane."""
+        embeds search queries (deployments.embedding.query_encoders); by default the Embedder's query lane."""
         self.settings = settings
         self._embedder = embedder
         self._store = store
@@ -75,10 +75,13 @@ class Gateway:
         ids = [doc.id or uuid.uuid4().hex for doc in request.documents]
         texts = [doc.text for doc in request.documents]
         supplied = [doc.embedding for doc in request.documents]
+        # One store read before the model runs at all: a write past the quota is refused here, not
+        # after its embedding (the upsert checks again, atomically), and unchanged texts keep their vectors.
+        stored: dict[str, Vectors] = await read("ChromaStore", self._store.stored_vectors.remote(ids, texts))
         chunks = await self._chunks(texts, supplied) if request.chunking else [None] * len(ids)
         # A chunked document's own vector is its first chunk's, already made.
         given = [vector if cut is None else cut.vectors[0] for vector, cut in zip(supplied, chunks, strict=True)]
-        embedded = await self._embed_changed(ids, texts, given)
+        embedded = await self._embed_changed(ids, texts, given, stored)
         count = await send(
             "ChromaStore",
             self._store.upsert,
@@ -115,9 +118,9 @@ class Gateway:
         return chunks
 
     async def _embed_changed(
-        self, ids: list[str], texts: list[str], supplied: list[list[float] | Vectors | None]
+        self, ids: list[str], texts: list[str], supplied: list[list[float] | Vectors | None], stored: dict[str, Vectors]
     ) -> Embedded:
-        """Vectors for every text: the tenant's own where supplied, else the stored one where the
+        """Vectors for every text: the tenant's own where supplied, else the `stored` one where the
         text is stored unchanged under the same id (the model's vector of that very text), else the
         model's. Only the last kind runs the model."""
         vectors = np.empty((len(ids), self.settings.dimension), dtype=np.float32)
@@ -126,11 +129,6 @@ class Gateway:
         for i in own:
             vectors[i] = supplied[i]
         rest = [i for i in range(len(ids)) if supplied[i] is None]
-        stored: dict[str, Vectors] = {}
-        if rest:
-            stored = await read(
-                "ChromaStore", self._store.stored_vectors.remote([ids[i] for i in rest], [texts[i] for i in rest])
-            )
         changed = [i for i in rest if ids[i] not in stored]
         reused = [i for i in rest if ids[i] in stored]
         if changed:

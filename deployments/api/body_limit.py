@@ -3,7 +3,8 @@
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.errors import PayloadTooLarge
+from deployments.api.errors import error_response
+from deployments.core.errors import PayloadTooLarge
 
 
 class BodySizeLimitMiddleware:
@@ -20,7 +21,7 @@ class BodySizeLimitMiddleware:
         if declared is not None:
             # The server delivers no more than Content-Length bytes, so the header alone decides.
             if declared.isdigit() and int(declared) > self._max_bytes:
-                await self._too_large(int(declared)).to_response()(scope, receive, send)
+                await error_response(self._too_large(int(declared)))(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -32,7 +33,7 @@ class BodySizeLimitMiddleware:
                 return
             body += message.get("body", b"")
             if len(body) > self._max_bytes:
-                await self._too_large(len(body)).to_response()(scope, receive, send)
+                await error_response(self._too_large(len(body)))(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break

@@ -4,7 +4,7 @@ The export needs torch; running the exported model needs only onnxruntime and to
 export runs in a child process (torch, once imported, stays mapped for a process's life: about 350
 MB in a replica that exported in its own process), and under a lock on the cache folder, so the
 Ingress and the Embedder starting together on a cold cache export once. Run
-`python -m deployments.onnx_export` at image build time to ship a warm cache.
+`python -m deployments.embedding.onnx_export` at image build time to ship a warm cache.
 """
 
 import contextlib
@@ -14,11 +14,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ONNX_OPSET = 17
-REPO = Path(__file__).resolve().parents[1]  # where `python -m deployments...` runs
+REPO = Path(__file__).resolve().parents[2]  # where `python -m deployments...` runs
 _INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
 
@@ -42,19 +42,33 @@ def _exclusive(folder: Path) -> Iterator[None]:
         os.close(handle)  # releases the lock
 
 
-def export_onnx(model_path: Path, target: Path) -> Path:
-    """Export unless already there, in a child process; atomic, so nobody reads half a file."""
+def _build_once(target: Path, build: Callable[[Path], object]) -> Path:
+    """`target`, made by `build(partial_path)` unless already there: once across processes (a lock,
+    then a second look) and atomically (a temporary file renamed into place), so nobody reads half."""
     if target.is_file():
         return target
     with _exclusive(target.parent):
-        if not target.is_file():  # another process may have exported while we waited
-            child = [sys.executable, "-m", "deployments.onnx_export", "--model", str(model_path)]
-            subprocess.run([*child, "--target", str(target)], check=True, cwd=REPO)
+        if target.is_file():  # another process made it while we waited
+            return target
+        handle, partial = tempfile.mkstemp(dir=target.parent, suffix=".onnx.partial")
+        os.close(handle)
+        try:
+            build(Path(partial))
+            os.replace(partial, target)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
     return target
 
 
+def export_onnx(model_path: Path, target: Path) -> Path:
+    """Export unless already there, in a child process (torch stays out of this one)."""
+    child = [sys.executable, "-m", "deployments.embedding.onnx_export", "--model", str(model_path), "--target"]
+    return _build_once(target, lambda partial: subprocess.run([*child, str(partial)], check=True, cwd=REPO))
+
+
 def _export_here(model_path: Path, target: Path) -> None:
-    """The export itself, with torch (in the child process)."""
+    """The export itself, with torch, into `target` (in the child process; export_onnx renames it)."""
     import torch
     from transformers import AutoModel
 
@@ -71,24 +85,16 @@ def _export_here(model_path: Path, target: Path) -> None:
 
     model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
     example = torch.ones((2, 8), dtype=torch.long)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=target.parent, suffix=".onnx.partial")
-    os.close(handle)
-    try:
-        torch.onnx.export(
-            LastHiddenState(model),
-            (example, example, torch.zeros_like(example)),
-            partial,
-            input_names=_INPUTS,
-            output_names=["last_hidden_state"],
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*_INPUTS, "last_hidden_state"]},
-            opset_version=ONNX_OPSET,
-            dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT models
-        )
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
+    torch.onnx.export(
+        LastHiddenState(model),
+        (example, example, torch.zeros_like(example)),
+        str(target),
+        input_names=_INPUTS,
+        output_names=["last_hidden_state"],
+        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*_INPUTS, "last_hidden_state"]},
+        opset_version=ONNX_OPSET,
+        dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT models
+    )
 
 
 def quantized_onnx_path(exported: Path) -> Path:
@@ -99,34 +105,23 @@ def quantize_onnx(exported: Path) -> Path:
     """The exported model with int8 weights (dynamic quantisation of its matrix products, per
     channel), once, atomically, under the same lock; onnxruntime's own quantiser, no torch. Speed and
     retrieval quality measured in README: Performance and Retrieval quality."""
-    target = quantized_onnx_path(exported)
-    if target.is_file():
-        return target
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _exclusive(target.parent):
-        if target.is_file():
-            return target
-        handle, partial = tempfile.mkstemp(dir=target.parent, suffix=".onnx.partial")
-        os.close(handle)
-        try:
-            quantize_dynamic(
-                exported, partial, op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8
-            )
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
-    return target
+    def quantize(partial: Path) -> None:
+        quantize_dynamic(
+            exported, partial, op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8
+        )
+
+    return _build_once(quantized_onnx_path(exported), quantize)
 
 
 def main(argv: list[str]) -> int:
-    """`python -m deployments.onnx_export`: the settings' model, both exports (the image build);
+    """`python -m deployments.embedding.onnx_export`: the settings' model, both exports (the image build);
     `--model FOLDER --target FILE`: that export alone, in this process (export_onnx's child)."""
     if argv[:1] == ["--model"] and argv[2:3] == ["--target"] and len(argv) == 4:
         _export_here(Path(argv[1]), Path(argv[3]))
         return 0
-    from deployments.config import load_settings
+    from deployments.core.config import load_settings
 
     settings = load_settings()
     target = export_onnx(settings.model_path, cached_onnx_path(settings.model_path, settings.onnx_cache_dir))

@@ -1,7 +1,7 @@
 """Metadata keys the service keeps beside a tenant's own, under a prefix tenants may not use.
 
 `_cdbi:vector` holds a vector the tenant supplied (base64 float32) for a document the model did not
-embed: the HNSW index is only a cache, and when a crash breaks it (deployments.index_check) texts
+embed: the HNSW index is only a cache, and when a crash breaks it (deployments.storage.index_check) texts
 are re-embedded; a supplied vector cannot be, so it is kept here, in the same SQLite transaction
 as the document, and restored from here.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from deployments.backends import Vectors
+from deployments.core.types import Vectors
 
 PREFIX = "_cdbi:"
 OWN_VECTOR = f"{PREFIX}vector"

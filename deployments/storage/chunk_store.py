@@ -1,4 +1,4 @@
-"""The chunks of long documents (deployments.chunking): a second chromadb collection beside the
+"""The chunks of long documents (deployments.embedding.chunking): a second chromadb collection beside the
 tenant's documents, so that the documents collection keeps exactly one record per document (its
 count, quota, listing and filters stay about documents).
 
@@ -16,9 +16,8 @@ from typing import Any, cast
 
 from chromadb.api.models.Collection import Collection
 
-from deployments.backends import Vectors
-from deployments.chunking import Chunks
-from deployments.internal_metadata import PREFIX, public, replacing_public
+from deployments.core.types import Chunks, Metadata, Vectors
+from deployments.storage.internal_metadata import PREFIX, public, replacing_public
 
 PARENT = f"{PREFIX}parent"
 CHUNK_SET = f"{PREFIX}chunkset"
@@ -26,8 +25,8 @@ START = f"{PREFIX}start"
 END = f"{PREFIX}end"
 SEPARATOR = "\x1f"  # ids never contain control characters, so chunk ids cannot collide with a document's
 WRITE_BATCH = 4_096  # chunks per chromadb write, under its batch limit (5,461 on this build)
-
-Metadata = dict[str, Any]
+# A metadata row as chromadb returns it, internal keys (PARENT, START, ...) included.
+StoredRow = dict[str, Any]
 
 
 def parent_metadata(metadata: Metadata, chunks: Chunks, token: str) -> Metadata:
@@ -81,7 +80,7 @@ class ChunkStore:
         new = dict(zip(ids, metadatas, strict=True))
         found = self.collection.get(where=cast(Any, {PARENT: {"$in": ids}}), include=["metadatas"])
         if found["ids"]:
-            old = cast(list[Metadata], found["metadatas"])
+            old = cast(list[StoredRow], found["metadatas"])
             replaced = [replacing_public(m, new[m[PARENT]]) for m in old]
             self.collection.update(ids=found["ids"], metadatas=cast(Any, replaced))
 
@@ -96,7 +95,7 @@ class ChunkStore:
         )
         best: list[dict[str, tuple[float, list[int], str]]] = []
         for metadatas, distances in zip(
-            cast(list[list[Metadata]], found["metadatas"]), cast(list[list[float]], found["distances"]), strict=True
+            cast(list[list[StoredRow]], found["metadatas"]), cast(list[list[float]], found["distances"]), strict=True
         ):
             per_parent: dict[str, tuple[float, list[int], str]] = {}
             for metadata, distance in zip(metadatas, distances, strict=True):

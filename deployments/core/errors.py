@@ -1,13 +1,12 @@
 """One error model: every domain error carries its HTTP status and a stable machine-readable name.
 
-Deployments raise these; the Ingress turns any of them into `{"error", "message", "field"}`.
+Deployments raise these; the Ingress turns any of them into `{"error", "message", "field"}`
+(deployments.api.errors).
 They survive the hop between Ray actors because `__reduce__` keeps every attribute.
 """
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
-
-from starlette.responses import JSONResponse
 
 
 class ConfigError(Exception):
@@ -32,14 +31,6 @@ class ServiceError(Exception):
         if self.field is not None:
             body["field"] = self.field
         return body
-
-    def to_response(self) -> JSONResponse:
-        """The answer to send; every error answer of the API is made here or counted like one."""
-        # Imported here: the launcher's settings check imports this module and must not load Ray yet.
-        from deployments import metrics
-
-        metrics.rejected.inc(tags={"reason": self.error})
-        return JSONResponse(self.to_body(), status_code=self.status_code, headers=dict(self.headers) or None)
 
 
 class InvalidRequest(ServiceError):
