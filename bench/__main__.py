@@ -19,6 +19,7 @@ from typing import Any
 
 import chromadb
 import numpy as np
+import psutil
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 
@@ -33,7 +34,8 @@ from bench.workload import Workload, load_workload
 from deployments.core.config import Settings, load_settings
 from deployments.embedding.backends import EmbeddingBackend
 from deployments.embedding.models import load_backend
-from deployments.storage.tenant_store import HNSW_CONFIGURATION, TenantStore
+from deployments.storage.chroma import HNSW_CONFIGURATION
+from deployments.storage.tenant_store import TenantStore
 
 EF_SEARCH_SWEEP = (32, 64, 100, 128, 256)  # 100 is chromadb's default
 
@@ -266,13 +268,13 @@ def mixed_rows(found: Mixed | None) -> list[str]:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
+    cpu = "unknown CPU"  # psutil does not name the CPU
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return f"{cpu}, {os.cpu_count()} cores, {memory_kb / 2**20:.0f} GiB, Python {platform.python_version()}"
+    memory = psutil.virtual_memory().total
+    return f"{cpu}, {os.cpu_count()} cores, {memory / 2**30:.0f} GiB, Python {platform.python_version()}"
 
 
 def main(argv: list[str]) -> int:

@@ -134,7 +134,7 @@ class InProcess:
         assert store is not None
 
         def search(query: str) -> list[str]:
-            found = store.search_many([Query(self.backend.encode([query])[0], TOP_K)])[0]
+            found = store.search.many([Query(self.backend.encode([query])[0], TOP_K)])[0]
             assert isinstance(found, list), found
             return [hit["id"] for hit in found]
 

@@ -11,16 +11,9 @@ from typing import Any
 from ray import serve
 
 from deployments.core.config import Settings
-from deployments.core.types import Span, Vectors
+from deployments.core.types import Vectors
 from deployments.embedding.backends import EmbeddingBackend, SentenceTransformerBackend
-from deployments.embedding.models import (
-    MAX_TEXTS_PER_CALL,
-    Embedded,
-    chunk_texts,
-    embed_texts,
-    load_backend,
-    truncated_flags,
-)
+from deployments.embedding.models import MAX_TEXTS_PER_CALL, Embedded, embed_texts, load_backend
 from deployments.runtime import metrics
 
 
@@ -92,10 +85,14 @@ class Embedder:
         embedded = await asyncio.get_running_loop().run_in_executor(self._bulk, embed_texts, self.backend, texts)
         return [Embedded(embedded.vectors[rows], embedded.truncated[rows]) for rows in _rows_of(requests)]
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
-    async def embed_queries(self, requests: list[list[str]]) -> list[Vectors]:
+    async def embed_queries(self, texts: list[str]) -> Vectors:
         """Search queries (each call a batch of them), batched among themselves only: never behind a
         document batch."""
+        vectors: Vectors = await self._embed_query_batch(texts)
+        return vectors
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    async def _embed_query_batch(self, requests: list[list[str]]) -> list[Vectors]:
         texts = [text for request in requests for text in request]
         vectors = await asyncio.get_running_loop().run_in_executor(self._queries, self._encode_queries, texts)
         return [vectors[rows] for rows in _rows_of(requests)]
@@ -118,13 +115,6 @@ class Embedder:
         if "batch_wait_timeout_s" in user_config:
             wait_s = float(user_config["batch_wait_timeout_s"])
             self._embed_documents.set_batch_wait_timeout_s(wait_s)  # type: ignore[attr-defined]
-
-    def truncated(self, texts: list[str]) -> list[bool]:
-        return truncated_flags(self.backend, texts)
-
-    def chunk_spans(self, texts: list[str], size: int, overlap: int) -> list[list[Span]]:
-        """Where each text's chunks start and end (the tokenizer only, no model)."""
-        return chunk_texts(self.backend, texts, size, overlap)
 
     def info(self) -> dict[str, Any]:
         return {

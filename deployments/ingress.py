@@ -7,11 +7,13 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.api.app import create_api
+from deployments.api.handles import EmbedderCalls, StoreCalls
 from deployments.api.schemas import SearchRequest, SearchResponse
 from deployments.api.service import TenantService
 from deployments.core.config import Settings
 from deployments.core.errors import ServiceError
 from deployments.embedding.query_encoders import QueryEmbedding, query_encoder
+from deployments.embedding.tokens import load_tokenizer
 
 
 # Its shape (replicas, CPUs, queue sizes, backpressure) is serve_config*.yaml's alone.
@@ -25,8 +27,15 @@ class Ingress:
         store: DeploymentHandle[Any],
         query_embedding: QueryEmbedding = "ingress",
     ) -> None:
-        queries = query_encoder(settings, embedder, query_embedding)
-        self.service = TenantService(settings, embedder, store, search_batcher=self.search_batched, queries=queries)
+        embedder_calls, store_calls = EmbedderCalls(embedder), StoreCalls(store)
+        self.service = TenantService(
+            settings,
+            embedder_calls,
+            store_calls,
+            load_tokenizer(settings.model_path),
+            search_batcher=self.search_batched,
+            queries=query_encoder(settings, embedder_calls, query_embedding),
+        )
 
     # Concurrent searches share one query embedding and one store call: on a small machine Serve's
     # per-call cost, not the model, bounds throughput, so fewer calls per search is what pays.

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 import numpy as np
 from ray import serve
 
+from deployments.api.handles import EmbedderCalls
 from deployments.core.config import Settings
 from deployments.core.errors import ServiceError
-from deployments.core.types import Chunks, Filter, Hit, Metadata, Vectors
-from deployments.embedding.models import MAX_TEXTS_PER_CALL, Embedded
+from deployments.core.types import Chunks, Document, Filter, Hit, Include, Metadata, Snapshot, StoreInfo, Vectors
+from deployments.embedding.models import MAX_TEXTS_PER_CALL
 from deployments.storage.ranking import Query
 from deployments.storage.snapshot import snapshot_path
 from deployments.storage.tenant_store import TenantStore
@@ -43,14 +44,14 @@ class ChromaStore:
         """`embedder`: a handle to the Embedder, used only to rebuild a broken index."""
         self.settings = settings
         self.store = TenantStore(settings)
-        self._embedder = embedder
+        self._embedder = EmbedderCalls(embedder)
         # Writes are serialised by the store anyway (its write lock): one thread runs them, in order,
         # and reads have threads of their own.
         self._writer = ThreadPoolExecutor(1, "store-write")
         self._readers = ThreadPoolExecutor(READ_THREADS, "store-read")
         self._write_started: float | None = None  # when the running write began, if one runs
-        self.index: dict[str, Any] = {"state": "rebuilding" if self.store.rebuild_pending else "ready"}
-        if self.store.rebuild_pending:
+        self.index: dict[str, Any] = {"state": "rebuilding" if self.store.rebuild.pending else "ready"}
+        if self.store.rebuild.pending:
             # In the background: the replica serves (texts, metadata, counts, writes) meanwhile.
             self._rebuild = asyncio.get_running_loop().create_task(self.rebuild_index())
 
@@ -69,7 +70,7 @@ class ChromaStore:
     async def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
         return await self._read(self.store.stored_vectors, ids, texts)
 
-    async def get(self, ids: list[str], include: list[str]) -> list[dict[str, Any]]:
+    async def get(self, ids: list[str], include: list[Include]) -> list[Document]:
         return await self._read(self.store.get, ids, include)
 
     async def delete(self, ids: list[str]) -> tuple[int, int]:
@@ -85,42 +86,42 @@ class ChromaStore:
         return await self._write(lambda: self.store.update_metadata(ids, metadatas))
 
     async def page(
-        self, limit: int, offset: int, where: Filter | None, where_document: Filter | None, include: list[str]
-    ) -> tuple[list[dict[str, Any]], int | None]:
+        self, limit: int, offset: int, where: Filter | None, where_document: Filter | None, include: list[Include]
+    ) -> tuple[list[Document], int | None]:
         return await self._read(self.store.page, limit, offset, where, where_document, include)
 
     async def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
-        return await self._read(self.store.search_many, queries)
+        return await self._read(self.store.search.many, queries)
 
     async def count(self) -> int:
         return await self._read(self.store.count)
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> Snapshot:
         destination = snapshot_path(self.settings)
         manifest = await self._write(partial(self.store.snapshot, destination), watched=False)
-        return {**manifest, "path": str(destination)}
+        return Snapshot(**manifest, path=str(destination))
 
-    async def info(self) -> dict[str, Any]:
+    async def info(self) -> StoreInfo:
         return {"count": await self.count(), "index": dict(self.index)}
 
     async def rebuild_index(self) -> None:
         """Give every stored text (documents, then chunks of long ones) its vector again after a
         broken index was moved aside: the model is deterministic, so re-embedding a text gives the
         vector that was lost. Resumable: batches whose vectors are all indexed are skipped."""
-        work = {name: await self._read(self.store.ids, name) for name in self.store.collections}
+        work = {name: await self._read(self.store.rebuild.ids, name) for name in self.store.rebuild.collections}
         total = sum(len(ids) for ids in work.values())
         self.index = {"state": "rebuilding", "checked": 0, "total": total, "re_embedded": 0}
         logger.warning("rebuilding the vector index of %d records (documents and chunks)", total)
         for collection, ids in work.items():
             for start in range(0, len(ids), REBUILD_BATCH):
                 batch = ids[start : start + REBUILD_BATCH]
-                found, texts, supplied = await self._read(self.store.texts_without_vectors, batch, collection)
+                found, texts, supplied = await self._read(self.store.rebuild.texts_without_vectors, batch, collection)
                 if found:
                     vectors = await self._vectors_for(texts, supplied)
-                    restore = partial(self.store.restore_vectors, found, texts, vectors, collection)
+                    restore = partial(self.store.rebuild.restore_vectors, found, texts, vectors, collection)
                     self.index["re_embedded"] += await self._write(restore)
                 self.index["checked"] += len(batch)
-        await self._write(self.store.finish_rebuild)
+        await self._write(self.store.rebuild.finish)
         logger.warning("vector index rebuilt: %d records re-embedded", self.index["re_embedded"])
         self.index = {"state": "ready", "rebuilt": self.index["re_embedded"]}
 
@@ -136,8 +137,7 @@ class ChromaStore:
         (the rebuild marker stays on disk, so even a restart does not lose the work)."""
         while True:
             try:
-                embedded: Embedded = await self._embedder.embed.remote(texts)
-                return embedded.vectors
+                return (await self._embedder.embed(texts)).vectors
             except Exception as exc:  # any failure of the call is retried; the texts stay stored
                 logger.warning("index rebuild: the Embedder failed (%s); retrying", exc)
                 await asyncio.sleep(REBUILD_RETRY_S)

@@ -3,9 +3,9 @@
 from types import SimpleNamespace
 from typing import Any
 
-from deployments.core.types import Span, Vectors
+from deployments.core.types import Vectors
 from deployments.embedding.backends import HashingBackend
-from deployments.embedding.models import Embedded, chunk_texts, embed_texts, truncated_flags
+from deployments.embedding.models import Embedded, embed_texts
 
 
 class LocalHandle:
@@ -13,9 +13,11 @@ class LocalHandle:
 
     def __init__(self, target: Any) -> None:
         self._target = target
+        self.called: list[str] = []  # the methods called through this handle, in order
 
     def __getattr__(self, name: str) -> SimpleNamespace:
         method = getattr(self._target, name)
+        self.called.append(name)
 
         async def remote(*args: Any) -> Any:
             result = method(*args)
@@ -36,12 +38,6 @@ class FakeEmbedder:
     async def embed_queries(self, texts: list[str]) -> Vectors:
         self.encoded.extend(texts)
         return self.backend.encode(texts)
-
-    def truncated(self, texts: list[str]) -> list[bool]:
-        return truncated_flags(self.backend, texts)
-
-    def chunk_spans(self, texts: list[str], size: int, overlap: int) -> list[list[Span]]:
-        return chunk_texts(self.backend, texts, size, overlap)
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.backend.name}

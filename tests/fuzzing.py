@@ -12,8 +12,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from deployments.api.app import create_api
+from deployments.api.handles import EmbedderCalls, StoreCalls
 from deployments.api.service import TenantService
 from deployments.core.config import load_settings
+from deployments.embedding.backends import HashingBackend
 
 # Not `positive_data_acceptance`: a schema-valid request may still be refused, as documented, by a
 # rule the schema does not express (the plan's limits, the quota, "text must not be blank").
@@ -29,5 +31,8 @@ CHECKS = [
 # The document every instance serves: the routes do not depend on the settings or the store; each
 # test checks that the app it fuzzes serves exactly this. (Built here because schemathesis' pytest
 # fixture-based loader is broken under pytest 9.)
-DOCUMENT = create_api(TenantService(load_settings(_env_file=None, plan="starter"), None, None)).openapi()
+SERVICE = TenantService(
+    load_settings(_env_file=None, plan="starter"), EmbedderCalls(None), StoreCalls(None), HashingBackend()
+)
+DOCUMENT = create_api(SERVICE).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)

@@ -2,7 +2,7 @@
 per-plan limits are checked against the tenant's plan in `deployments.api.limits`."""
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from deployments.core.types import Filter
+from deployments.core.types import Filter, Include
 from deployments.storage.internal_metadata import PREFIX
 from deployments.storage.ranking import DEFAULT_HYBRID_WEIGHT, SearchMode
 
@@ -274,7 +274,6 @@ class DeleteResponse(BaseModel):
     count: int = Field(..., description="Documents left in the collection.")
 
 
-Include = Literal["text", "metadata", "embedding"]
 DEFAULT_INCLUDE: tuple[Include, ...] = ("text", "metadata")
 
 

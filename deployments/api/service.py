@@ -1,17 +1,23 @@
 """What each route does, composed from the Embedder and ChromaStore handles.
 
 The routes stay thin and the same service runs under Ray Serve (deployment handles) and in contract
-tests (in-process stand-ins with the same `.method.remote(...)` shape).
+tests (in-process stand-ins with the same `.method.remote(...)` shape), both behind the typed calls
+of deployments.api.handles.
+
+An /embed/ is three calls at most: the store (stored vectors, quota), the Embedder (vectors of the
+texts that changed), the store (the write). Token counts and chunk boundaries need the tokenizer
+only, which the Ingress holds itself (deployments.embedding.tokens).
 """
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from deployments.api import limits
+from deployments.api.handles import EmbedderCalls, StoreCalls
 from deployments.api.rate_limits import RateLimiter
 from deployments.api.schemas import (
     BatchSearchRequest,
@@ -38,13 +44,14 @@ from deployments.api.schemas import (
 )
 from deployments.core.config import Settings
 from deployments.core.errors import InvalidRequest, ServiceError
-from deployments.core.types import Chunks, Span, Vectors
+from deployments.core.types import Chunks, Span, StoreInfo, Vectors
 from deployments.embedding.models import MAX_TEXTS_PER_CALL, Embedded
-from deployments.embedding.query_encoders import EmbedderQueryEncoder, QueryEncoder
+from deployments.embedding.query_encoders import QueryEncoder
+from deployments.embedding.tokens import Tokenizing, chunk_texts, truncated_flags
 from deployments.runtime import metrics
-from deployments.runtime.calls import HEALTH_PROBE_TIMEOUT_S, read, send
 from deployments.storage.ranking import DEFAULT_HYBRID_WEIGHT, Query
 
+Info = TypeVar("Info", StoreInfo, dict[str, Any])
 SearchBatcher = Callable[[SearchRequest], Awaitable[SearchResponse | ServiceError]]
 
 
@@ -52,19 +59,22 @@ class TenantService:
     def __init__(
         self,
         settings: Settings,
-        embedder: Any,
-        store: Any,
+        embedder: EmbedderCalls,
+        store: StoreCalls,
+        tokenizer: Tokenizing,
         search_batcher: SearchBatcher | None = None,
         queries: QueryEncoder | None = None,
     ) -> None:
-        """`search_batcher` gathers concurrent searches into one `search_batch` call (the Ingress
-        passes a `@serve.batch` method); without one, each search is a batch of one. `queries`
-        embeds search queries (deployments.embedding.query_encoders); by default the Embedder's query lane."""
+        """`tokenizer`: the model's (deployments.embedding.tokens). `search_batcher` gathers
+        concurrent searches into one `search_batch` call (the Ingress passes a `@serve.batch`
+        method); without one, each search is a batch of one. `queries` embeds search queries
+        (deployments.embedding.query_encoders); by default the Embedder's query lane."""
         self.settings = settings
         self._embedder = embedder
         self._store = store
+        self._tokenizer = tokenizer
         self._search_batcher = search_batcher or self._search_alone
-        self._queries = queries or EmbedderQueryEncoder(embedder)
+        self._queries = queries or embedder
         self.rate_limiter = RateLimiter(settings.limits)
 
     async def embed(self, request: EmbedRequest) -> EmbedResponse:
@@ -77,14 +87,12 @@ class TenantService:
         supplied = [doc.embedding for doc in request.documents]
         # One store read before the model runs at all: a write past the quota is refused here, not
         # after its embedding (the upsert checks again, atomically), and unchanged texts keep their vectors.
-        stored: dict[str, Vectors] = await read("ChromaStore", self._store.stored_vectors.remote(ids, texts))
-        chunks = await self._chunks(texts, supplied) if request.chunking else [None] * len(ids)
+        stored = await self._store.stored_vectors(ids, texts)
+        chunks: list[Chunks | None] = await self._chunks(texts, supplied) if request.chunking else [None] * len(ids)
         # A chunked document's own vector is its first chunk's, already made.
         given = [vector if cut is None else cut.vectors[0] for vector, cut in zip(supplied, chunks, strict=True)]
         embedded = await self._embed_changed(ids, texts, given, stored)
-        count = await send(
-            "ChromaStore",
-            self._store.upsert,
+        count = await self._store.upsert(
             ids,
             texts,
             embedded.vectors,
@@ -102,8 +110,8 @@ class TenantService:
         for documents that bring their own vector)."""
         candidates = [i for i, vector in enumerate(supplied) if vector is None]
         size, overlap = self.settings.chunk_size, self.settings.chunk_overlap
-        spans: list[list[Span]] = await read(
-            "Embedder", self._embedder.chunk_spans.remote([texts[i] for i in candidates], size, overlap)
+        spans: list[list[Span]] = await asyncio.to_thread(
+            chunk_texts, self._tokenizer, [texts[i] for i in candidates], size, overlap
         )
         long = {i: cut for i, cut in zip(candidates, spans, strict=True) if len(cut) > 1}
         limits.check_chunks(sum(len(cut) for cut in long.values()), self.settings.limits)
@@ -137,7 +145,7 @@ class TenantService:
             for i, cut in zip(changed, fresh.truncated, strict=True):
                 truncated[i] = cut
         if reused:
-            cut_reused = await read("Embedder", self._embedder.truncated.remote([texts[i] for i in reused]))
+            cut_reused = await asyncio.to_thread(truncated_flags, self._tokenizer, [texts[i] for i in reused])
             for i, cut in zip(reused, cut_reused, strict=True):
                 vectors[i] = stored[ids[i]]
                 truncated[i] = cut
@@ -146,7 +154,7 @@ class TenantService:
     async def _embed_documents(self, texts: list[str]) -> Embedded:
         """The model's vectors for documents (or chunks), in calls of MAX_TEXTS_PER_CALL texts."""
         slices = [texts[start : start + MAX_TEXTS_PER_CALL] for start in range(0, len(texts), MAX_TEXTS_PER_CALL)]
-        parts: list[Embedded] = await asyncio.gather(*(send("Embedder", self._embedder.embed, part) for part in slices))
+        parts = await asyncio.gather(*(self._embedder.embed(part) for part in slices))
         return Embedded(
             np.concatenate([part.vectors for part in parts]), [cut for part in parts for cut in part.truncated]
         )
@@ -189,7 +197,7 @@ class TenantService:
         needing = [i for i, r in enumerate(requests) if r.mode != "keyword" and r.vector is None]
         vectors = {i: np.asarray(r.vector, dtype=np.float32) for i, r in enumerate(requests) if r.vector is not None}
         if needing:
-            embedded = await self._queries.encode([requests[i].query or "" for i in needing])
+            embedded = await self._queries.embed_queries([requests[i].query or "" for i in needing])
             vectors.update(zip(needing, embedded, strict=True))
         queries = [
             Query(
@@ -203,7 +211,7 @@ class TenantService:
             )
             for i, r in enumerate(requests)
         ]
-        found = await read("ChromaStore", self._store.search_many.remote(queries))
+        found = await self._store.search_many(queries)
         return [
             hits if isinstance(hits, ServiceError) else SearchResponse(results=[SearchHit(**hit) for hit in hits])
             for hits in found
@@ -214,7 +222,7 @@ class TenantService:
 
     async def get(self, request: GetRequest) -> GetResponse:
         limits.check_ids(request.ids, self.settings.limits)
-        found = await read("ChromaStore", self._store.get.remote(request.ids, list(dict.fromkeys(request.include))))
+        found = await self._store.get(request.ids, list(dict.fromkeys(request.include)))
         present = {document["id"] for document in found}
         missing = [id_ for id_ in dict.fromkeys(request.ids) if id_ not in present]
         return GetResponse(documents=[DocumentOut(**document) for document in found], missing=missing)
@@ -222,9 +230,8 @@ class TenantService:
     async def list(self, request: ListRequest) -> ListResponse:
         limits.check_list(request, self.settings.limits)
         include = list(dict.fromkeys(request.include))
-        documents, next_offset = await read(
-            "ChromaStore",
-            self._store.page.remote(request.limit, request.offset, request.where, request.where_document, include),
+        documents, next_offset = await self._store.page(
+            request.limit, request.offset, request.where, request.where_document, include
         )
         return ListResponse(documents=[DocumentOut(**document) for document in documents], next_offset=next_offset)
 
@@ -233,13 +240,13 @@ class TenantService:
         self.rate_limiter.admit_documents(len(request.documents))
         ids = [document.id for document in request.documents]
         metadatas = [document.metadata for document in request.documents]
-        return UpdateResponse(updated=await send("ChromaStore", self._store.update_metadata, ids, metadatas))
+        return UpdateResponse(updated=await self._store.update_metadata(ids, metadatas))
 
     async def snapshot(self) -> SnapshotResponse:
-        return SnapshotResponse(**await send("ChromaStore", self._store.snapshot))
+        return SnapshotResponse(**await self._store.snapshot())
 
     async def count(self) -> CountResponse:
-        count = self._counted(await read("ChromaStore", self._store.count.remote()))
+        count = self._counted(await self._store.count())
         return CountResponse(count=count, quota=self.settings.quota)
 
     def _counted(self, count: int) -> int:
@@ -253,7 +260,7 @@ class TenantService:
             return await self._delete_matching(request)
         limits.check_ids(request.ids, self.settings.limits)
         self.rate_limiter.admit_documents(len(request.ids))
-        deleted, count = await send("ChromaStore", self._store.delete, request.ids)
+        deleted, count = await self._store.delete(request.ids)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def _delete_matching(self, request: DeleteRequest) -> DeleteResponse:
@@ -261,16 +268,16 @@ class TenantService:
         deleting them by id would be; the store refuses more than a request's worth."""
         most = self.settings.limits.max_docs_per_request
         filters = (request.where, request.where_document)
-        matching = await read("ChromaStore", self._store.count_matching.remote(*filters, most))
+        matching = await self._store.count_matching(*filters, most)
         self.rate_limiter.admit_documents(min(matching, most))
-        deleted, count = await send("ChromaStore", self._store.delete_where, *filters, most)
+        deleted, count = await self._store.delete_where(*filters, most)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def health(self) -> HealthResponse:
-        store_state, store_info = await _probe("ChromaStore", self._store.info.remote())
+        store_state, store_info = await _probe(self._store.info())
         if store_info:
             self._counted(store_info["count"])
-        embedder_state, _ = await _probe("Embedder", self._embedder.info.remote())
+        embedder_state, _ = await _probe(self._embedder.info())
         healthy = store_state.status == embedder_state.status == "ok"
         settings = self.settings
         return HealthResponse(
@@ -295,10 +302,10 @@ class TenantService:
         )
 
 
-async def _probe(deployment: str, response: Any) -> tuple[DeploymentState, Any]:
+async def _probe(info: Awaitable[Info]) -> tuple[DeploymentState, Info | None]:
+    """A deployment's state, from its `info()` (which gives up after HEALTH_PROBE_TIMEOUT_S)."""
     try:
-        value = await read(deployment, response, HEALTH_PROBE_TIMEOUT_S)
+        value = await info
     except ServiceError:
         return DeploymentState(status="unavailable"), None
-    detail = value if isinstance(value, dict) else {}
-    return DeploymentState(status="ok", detail=detail), value
+    return DeploymentState(status="ok", detail=dict(value)), value

@@ -11,25 +11,16 @@ from typing import Protocol
 
 import numpy as np
 
-from deployments.core.config import model_window
-from deployments.core.types import Vectors
+from deployments.core.types import Span, Vectors
+from deployments.embedding.tokens import FastTokenizer, Tokenizing, TransformersTokenizer
 
 
-class EmbeddingBackend(Protocol):
+class EmbeddingBackend(Tokenizing, Protocol):
     name: str
     dimension: int
-    max_tokens: int  # the model's window; longer texts are embedded from their start only
 
     def encode(self, texts: list[str]) -> Vectors:
         """Unit-length float32 vectors, one row per text."""
-        ...
-
-    def token_counts(self, texts: list[str]) -> list[int]:
-        """How many tokens each text has before truncation."""
-        ...
-
-    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        """The (start, end) character span of each of a text's tokens, special tokens left out."""
         ...
 
 
@@ -56,18 +47,17 @@ class SentenceTransformerBackend:
             raise ValueError(f"model at {model_path} does not report its window (max_seq_length)")
         self.max_tokens = int(self.model.max_seq_length)
         self.batch_size = batch_size
+        self._tokens = TransformersTokenizer(self.model.tokenizer, self.max_tokens)
 
     def encode(self, texts: list[str]) -> Vectors:
         vectors = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(vectors, dtype=np.float32)
 
     def token_counts(self, texts: list[str]) -> list[int]:
-        encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return self._tokens.token_counts(texts)
 
-    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        encoded = self.model.tokenizer(texts, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
-        return [[(int(a), int(b)) for a, b in offsets] for offsets in encoded["offset_mapping"]]
+    def token_spans(self, texts: list[str]) -> list[list[Span]]:
+        return self._tokens.token_spans(texts)
 
 
 class OnnxBackend:
@@ -92,12 +82,10 @@ class OnnxBackend:
 
         self.name = f"{kind}:{model_path.name}@cpu"
         self.onnx_path = onnx_path
-        self.max_tokens = model_window(model_path)
+        self._tokens = FastTokenizer(model_path)  # untruncated, for counts and spans
+        self.max_tokens = self._tokens.max_tokens
         self.batch_size = batch_size
-        self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
-        self._counter = Tokenizer.from_file(str(model_path / "tokenizer.json"))  # untruncated, for counts
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))  # truncated and padded, for runs
         self._tokenizer.enable_truncation(self.max_tokens)
         self._tokenizer.enable_padding()
         options = onnxruntime.SessionOptions()
@@ -141,13 +129,10 @@ class OnnxBackend:
         return unit
 
     def token_counts(self, texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in self._counter.encode_batch(texts)]
+        return self._tokens.token_counts(texts)
 
-    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        return [
-            [span for span, special in zip(e.offsets, e.special_tokens_mask, strict=True) if not special]
-            for e in self._counter.encode_batch(texts)
-        ]
+    def token_spans(self, texts: list[str]) -> list[list[Span]]:
+        return self._tokens.token_spans(texts)
 
 
 _WORD = re.compile(r"\w+")
@@ -176,5 +161,5 @@ class HashingBackend:
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(_WORD.findall(text)) for text in texts]
 
-    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+    def token_spans(self, texts: list[str]) -> list[list[Span]]:
         return [[match.span() for match in _WORD.finditer(text)] for text in texts]

@@ -7,28 +7,16 @@ from dataclasses import dataclass
 
 from deployments.core.config import Settings, onnx_unsupported
 from deployments.core.errors import ConfigError
-from deployments.core.types import Span, Vectors
+from deployments.core.types import Vectors
 from deployments.embedding.backends import EmbeddingBackend, OnnxBackend, SentenceTransformerBackend
-from deployments.embedding.chunking import chunk_spans
 from deployments.embedding.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
+from deployments.embedding.tokens import truncated_flags
 
 
 @dataclass
 class Embedded:
     vectors: Vectors  # one unit-length row per text
     truncated: list[bool]  # True where the text was longer than the model's window
-
-
-def truncated_flags(backend: EmbeddingBackend, texts: list[str]) -> list[bool]:
-    """Which texts are longer than the model's window (the tokenizer only, no model)."""
-    return [count > backend.max_tokens for count in backend.token_counts(texts)]
-
-
-def chunk_texts(backend: EmbeddingBackend, texts: list[str], size: int, overlap: int) -> list[list[Span]]:
-    return [
-        chunk_spans(tokens, len(text), size, overlap)
-        for text, tokens in zip(texts, backend.token_spans(texts), strict=True)
-    ]
 
 
 def embed_texts(backend: EmbeddingBackend, texts: list[str]) -> Embedded:

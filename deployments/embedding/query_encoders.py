@@ -11,12 +11,11 @@ runs on a GPU, or only on torch, queries go to the Embedder's query lane instead
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from deployments.core.config import Settings
 from deployments.core.types import Vectors
 from deployments.embedding.backends import EmbeddingBackend
-from deployments.runtime import calls
 
 QueryEmbedding = Literal["ingress", "embedder"]
 
@@ -24,7 +23,7 @@ logger = logging.getLogger("ray.serve")
 
 
 class QueryEncoder(Protocol):
-    async def encode(self, texts: list[str]) -> Vectors:
+    async def embed_queries(self, texts: list[str]) -> Vectors:
         """One unit-length row per query, the same model as the stored documents'."""
         ...
 
@@ -37,23 +36,13 @@ class LocalQueryEncoder:
         self.backend = backend
         self._thread = ThreadPoolExecutor(1, "query-embed")
 
-    async def encode(self, texts: list[str]) -> Vectors:
+    async def embed_queries(self, texts: list[str]) -> Vectors:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self.backend.encode, texts)
 
 
-class EmbedderQueryEncoder:
-    """The Embedder deployment's query lane (`Embedder.embed_queries`)."""
-
-    def __init__(self, embedder: Any) -> None:
-        self._embedder = embedder
-
-    async def encode(self, texts: list[str]) -> Vectors:
-        vectors: Vectors = await calls.read("Embedder", self._embedder.embed_queries.remote(texts))
-        return vectors
-
-
-def query_encoder(settings: Settings, embedder: Any, where: QueryEmbedding) -> QueryEncoder:
-    """The encoder `where` asks for; the Embedder's when the model cannot run here on ONNX Runtime."""
+def query_encoder(settings: Settings, embedder: QueryEncoder, where: QueryEmbedding) -> QueryEncoder:
+    """The encoder `where` asks for: this process's model, or `embedder` (the Embedder's query lane:
+    deployments.api.handles.EmbedderCalls), also when the model cannot run here on ONNX Runtime."""
     if where == "ingress":
         # The model's libraries are imported only where they are used.
         from deployments.embedding.models import backend_choice, load_backend
@@ -61,4 +50,4 @@ def query_encoder(settings: Settings, embedder: Any, where: QueryEmbedding) -> Q
         if backend_choice(settings, gpu=False) != "torch":
             return LocalQueryEncoder(load_backend(settings, gpu=False))
         logger.warning("queries are embedded by the Embedder: %s runs on torch, not here", settings.model_name)
-    return EmbedderQueryEncoder(embedder)
+    return embedder

@@ -1,2 +1,2 @@
-"""The tenant's data: its chromadb collections (documents and chunks), writes under the quota and
-the write lock, four-way search and ranking, the keyword index, index checks and snapshots."""
+"""The tenant's data (no Ray, no FastAPI): the chromadb collections and their writes under the quota,
+search in three modes and ranking, chunks, the keyword index, index checks and rebuild, snapshots."""

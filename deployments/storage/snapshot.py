@@ -21,10 +21,10 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from deployments.core.config import Settings
 from deployments.core.errors import ConfigError
+from deployments.core.types import SnapshotManifest
 from deployments.storage.index_check import REBUILD_MARKER
 
 DATABASE = "chroma.sqlite3"
@@ -32,7 +32,7 @@ MANIFEST = "manifest.json"
 SNAPSHOTS_DIR = "snapshots"  # under PERSIST_DIR, beside the tenant's folder
 
 
-def take(data_dir: Path, destination: Path, folders: list[Path], manifest: dict[str, Any]) -> Path:
+def take(data_dir: Path, destination: Path, folders: list[Path], manifest: SnapshotManifest) -> Path:
     """Copy `data_dir`'s database and `folders` (index folders, the keyword index) to `destination`.
     The caller holds the store's write lock."""
     partial = destination.with_name(destination.name + ".partial")

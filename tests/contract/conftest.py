@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from ray.serve import Deployment
 
 from deployments.api.app import create_api
+from deployments.api.handles import EmbedderCalls, StoreCalls
 from deployments.api.service import TenantService
 from deployments.store import ChromaStore
 from tests.fakes import FakeEmbedder, LocalHandle
@@ -21,7 +22,10 @@ def make_client(make_settings):
         assert callable(store_class)
         embedder = FakeEmbedder()
         store = store_class(settings, LocalHandle(embedder))
-        api = create_api(TenantService(settings, LocalHandle(embedder), LocalHandle(store)))
+        embedder_handle, store_handle = LocalHandle(embedder), LocalHandle(store)
+        service = TenantService(settings, EmbedderCalls(embedder_handle), StoreCalls(store_handle), embedder.backend)
+        api = create_api(service)
+        api.state.handles = {"Embedder": embedder_handle, "ChromaStore": store_handle}  # for tests that count calls
         api.state.embedder = embedder  # for tests that check what the model was run on
         api.state.store = store  # for tests that make the store misbehave
         return TestClient(api)

@@ -64,6 +64,20 @@ def test_an_unchanged_text_is_not_embedded_again(client):
     assert hits[0]["id"] == "a" and hits[0]["score"] > 0.99
 
 
+def test_an_embed_is_one_store_read_one_model_call_and_one_write(client):
+    """Truncation flags of reused texts and chunk boundaries come from the Ingress's own tokenizer."""
+    handles = client.app.state.handles
+    client.post("/embed/", json={"documents": [{"id": "long", "text": "w " * 300}]})
+    for handle in handles.values():
+        handle.called.clear()
+    resent = {"documents": [{"id": "long", "text": "w " * 300}, {"id": "new", "text": "fresh"}]}
+    assert client.post("/embed/", json=resent).json()["truncated"] == ["long"]
+    chunked = {"documents": [{"id": "chunked", "text": "v " * 600}], "chunking": True}
+    assert client.post("/embed/", json=chunked).json()["chunks"] == {"chunked": 4}
+    assert handles["ChromaStore"].called == ["stored_vectors", "upsert"] * 2
+    assert handles["Embedder"].called == ["embed"] * 2
+
+
 def test_healthz_reports_the_instance(client):
     client.post("/embed/", json=docs("one"))
     body = client.get("/healthz/").json()

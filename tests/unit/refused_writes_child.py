@@ -68,7 +68,7 @@ def main(persist_dir: str, fault: str) -> None:
         # Not on a full disk: there a delete may fit in free pages, and chromadb 1.5.9 sometimes
         # hangs in a delete after a failed write (README: Reliability).
         results["delete"] = attempt(lambda: store.delete(["a1", "a2"]))
-    hits = store.search_many([Query(vectors(1, 2)[0], 5)])[0]
+    hits = store.search.many([Query(vectors(1, 2)[0], 5)])[0]
     reads = {"count": store.count(), "hits": len(hits) if isinstance(hits, list) else -1}
     if fault == "readonly":
         set_writable(data, True)

@@ -1,10 +1,12 @@
 import numpy as np
 import pytest
+from transformers import AutoTokenizer
 
-from deployments.core.config import resolve_model_path
+from deployments.core.config import model_window, resolve_model_path
 from deployments.embedding.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend
 from deployments.embedding.models import embed_texts
 from deployments.embedding.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
+from deployments.embedding.tokens import FastTokenizer, TransformersTokenizer, load_tokenizer, truncated_flags
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +78,18 @@ def test_onnx_export_is_cached(tmp_path):
     assert export_onnx(model_path, target) == target
     assert target.stat().st_mtime_ns == first
     assert [p.name for p in target.parent.iterdir()] == ["model.onnx"]  # no partial files left
+
+
+def test_the_ingress_tokenizer_counts_and_cuts_as_the_models_own(model):
+    """The Ingress flags truncation and cuts chunks with the tokenizer alone (no model): its answers
+    must be the model's, for both the fast tokenizer and the transformers one."""
+    model_path = resolve_model_path("all-MiniLM-L6-v2")
+    texts = ["A cat sleeps on the sofa.", "word " * 400, "", "Ünïcode ✓ text, with punctuation!"]
+    fast = load_tokenizer(model_path)
+    assert isinstance(fast, FastTokenizer)
+    slow = TransformersTokenizer(AutoTokenizer.from_pretrained(str(model_path)), model_window(model_path))
+    for tokenizer in (fast, slow):
+        assert tokenizer.max_tokens == model.max_tokens == 256
+        assert tokenizer.token_counts(texts) == model.token_counts(texts)
+        assert tokenizer.token_spans(texts) == model.token_spans(texts)
+        assert truncated_flags(tokenizer, texts) == embed_texts(model, texts).truncated == [False, True, False, False]

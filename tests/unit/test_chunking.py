@@ -8,7 +8,7 @@ from deployments.core.config import load_settings
 from deployments.core.errors import ConfigError
 from deployments.embedding.backends import HashingBackend
 from deployments.embedding.chunking import chunk_spans
-from deployments.embedding.models import chunk_texts
+from deployments.embedding.tokens import chunk_texts
 
 
 def words(count: int) -> str:

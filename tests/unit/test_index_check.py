@@ -16,7 +16,8 @@ from ray.serve import Deployment
 
 from deployments.core.config import Settings
 from deployments.core.types import Chunks
-from deployments.embedding.models import chunk_texts
+from deployments.embedding.tokens import chunk_texts
+from deployments.storage.chroma import IndexRebuilding
 from deployments.storage.index_check import (
     HEADER,
     QUARANTINE_DIR,
@@ -28,7 +29,7 @@ from deployments.storage.index_check import (
     quarantine_broken_indexes,
 )
 from deployments.storage.ranking import Query
-from deployments.storage.tenant_store import IndexRebuilding, TenantStore
+from deployments.storage.tenant_store import TenantStore
 from deployments.store import ChromaStore
 from tests.fakes import FakeEmbedder, LocalHandle
 
@@ -160,7 +161,7 @@ def test_an_empty_store_passes(settings):
     and asks for no rebuild."""
     TenantStore(settings).close()
     reopened = TenantStore(settings)
-    assert reopened.quarantined == [] and not reopened.rebuild_pending
+    assert reopened.quarantined == [] and not reopened.rebuild.pending
     reopened.close()
 
 
@@ -211,13 +212,13 @@ def test_a_broken_index_is_moved_aside_and_rebuilt_from_the_stored_texts(setting
 
     asyncio.run(scenario())
     store = TenantStore(settings)
-    assert not store.quarantined and not store.rebuild_pending
+    assert not store.quarantined and not store.rebuild.pending
     documents = store.get(ids, ["text", "embedding"])
     stored = np.array([d["embedding"] for d in documents], dtype=np.float32)
     expected = expected_vectors(DOCS)
     assert np.allclose(stored, expected, atol=1e-5)
     for n in range(0, DOCS, 37):
-        (hits,) = store.search_many([Query(expected[n], 1)])
+        (hits,) = store.search.many([Query(expected[n], 1)])
         assert not isinstance(hits, Exception) and hits[0]["id"] == f"doc-{n}"
     assert store.get(["doc-3"], ["metadata"])[0]["metadata"] == {"n": 0}
     assert store.get(["doc-10"], ["metadata"])[0]["metadata"] == {"n": 0}  # the kept vector is not shown
@@ -247,9 +248,13 @@ def test_restoring_a_vector_never_overwrites_a_newer_write(settings):
     store.upsert(["a", "b", "c"], now, EMBEDDER.backend.encode(now), [{}, {"k": 1}, {}])
     store.delete(["c"])
     stale = ["the text as it was", "kept as it was", "about to go"]
-    assert store.restore_vectors(["a", "b", "c"], stale, EMBEDDER.backend.encode(stale)) == 1
+    assert store.rebuild.restore_vectors(["a", "b", "c"], stale, EMBEDDER.backend.encode(stale), "documents") == 1
     (a, b) = store.get(["a", "b"], ["text", "metadata", "embedding"])
-    assert a["text"] == now[0] and np.allclose(a["embedding"], EMBEDDER.backend.encode([now[0]])[0], atol=1e-6)
+    assert (
+        a["text"] == now[0]
+        and a["embedding"] is not None
+        and np.allclose(a["embedding"], EMBEDDER.backend.encode([now[0]])[0], atol=1e-6)
+    )
     assert b["metadata"] == {"k": 1} and store.count() == 2
 
 
@@ -286,6 +291,6 @@ def test_the_chunks_of_long_documents_are_rebuilt_too(settings):
     reopened = TenantStore(settings)
     for d in (0, 57, 159):
         tail = docs[d][spans[d][-1][0] :]
-        (hits,) = reopened.search_many([Query(EMBEDDER.backend.encode([tail])[0], 1)])
+        (hits,) = reopened.search.many([Query(EMBEDDER.backend.encode([tail])[0], 1)])
         assert not isinstance(hits, Exception) and hits[0]["id"] == f"long-{d}"
         assert hits[0]["span"] == list(spans[d][-1])

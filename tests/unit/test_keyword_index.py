@@ -29,7 +29,7 @@ def add(store: TenantStore, docs: dict[str, tuple[str, Metadata]]) -> None:
 
 
 def keyword(store: TenantStore, text: str, top_k: int = 10, where: dict[str, Any] | None = None) -> list[str]:
-    (hits,) = store.search_many([Query(None, top_k, where, text, "keyword")])
+    (hits,) = store.search.many([Query(None, top_k, where, text, "keyword")])
     if isinstance(hits, Exception):
         raise hits
     return [hit["id"] for hit in hits]
@@ -43,7 +43,7 @@ def store(settings) -> TenantStore:
 
 
 def test_keyword_search_ranks_by_bm25_with_stemming(store):
-    (hits,) = store.search_many([Query(None, 10, None, "dog chasing", "keyword")])
+    (hits,) = store.search.many([Query(None, 10, None, "dog chasing", "keyword")])
     assert isinstance(hits, list) and hits[0]["id"] == "dogs"  # "dog", "chasing" match "Dogs", "chase"
     assert hits[0]["text"] == DOCS["dogs"][0] and hits[0]["metadata"] == {"kind": "pets"}
     assert [hit["score"] for hit in hits] == sorted((hit["score"] for hit in hits), reverse=True)
@@ -56,7 +56,7 @@ def test_filters_apply_in_keyword_and_hybrid_modes(store):
     assert set(keyword(store, "dogs cats tax", where={"kind": "pets"})) == {"dogs", "cats"}
     assert keyword(store, "tax", where={"kind": "pets"}) == []
     vector = BACKEND.encode(["tax"])[0]
-    (hybrid,) = store.search_many([Query(vector, 10, {"kind": "finance"}, "tax", "hybrid")])
+    (hybrid,) = store.search.many([Query(vector, 10, {"kind": "finance"}, "tax", "hybrid")])
     assert isinstance(hybrid, list) and [hit["id"] for hit in hybrid] == ["tax"]
     with pytest.raises(InvalidFilter):
         keyword(store, "tax", where={"kind": {"$bogus": 1}})

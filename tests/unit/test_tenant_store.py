@@ -23,7 +23,7 @@ def add(store, docs):
 
 
 def search(store, text, top_k=10, where=None):
-    (hits,) = store.search_many([Query(BACKEND.encode([text])[0], top_k, where)])
+    (hits,) = store.search.many([Query(BACKEND.encode([text])[0], top_k, where)])
     if isinstance(hits, Exception):
         raise hits
     return hits
@@ -138,7 +138,7 @@ def test_search_many_answers_each_query_and_isolates_bad_filters(settings):
     store = TenantStore(settings)
     add(store, {"a": ("red apples", {"n": 1}), "b": ("fast cars", {"n": 2}), "c": ("blue whales", {"n": 3})})
     vectors = BACKEND.encode(["apples", "cars", "whales", "cars"])
-    results = store.search_many(
+    results = store.search.many(
         [
             Query(vectors[0], 1),
             Query(vectors[1], 2),
