@@ -4,13 +4,15 @@ per-plan limits are checked against the tenant's plan in `deployments.api.limits
 import math
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import (
     AfterValidator,
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
-    FiniteFloat,
     PlainValidator,
+    Strict,
     StrictBool,
     StrictInt,
     StringConstraints,
@@ -33,7 +35,8 @@ MAX_OFFSET = 1_000_000_000  # past any plan's quota; chromadb's own offset is a 
 # Ids are stored by chromadb and written to logs: no control characters (NUL included).
 DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")]
 # chromadb's own keys ("chroma:document", "#document", ...) and the service's (internal_metadata).
-RESERVED_KEY_PREFIXES = ("chroma:", "#", PREFIX)
+# A key starting with "$" would read as an operator in chromadb's filters.
+RESERVED_KEY_PREFIXES = ("chroma:", "#", "$", PREFIX)
 
 
 def _not_reserved(key: str) -> str:
@@ -86,6 +89,28 @@ MetadataValue = Annotated[
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)]
 
 
+# A number of a vector: JSON's number only (not true, not "1"), finite.
+VectorNumber = Annotated[float, Strict(), AllowInfNan(False)]
+_FLOAT32 = np.finfo(np.float32)
+
+
+def _usable_vector(vector: list[float]) -> list[float]:
+    """chromadb keeps float32 vectors and compares them by angle, dividing by their length: a number
+    beyond float32, or a length whose square float32 cannot hold (past about 1.8e19, or under about
+    1e-19: all zeros included), would turn every score it meets into NaN."""
+    with np.errstate(over="ignore"):  # a square past float64 is inf, which the check refuses
+        squared = np.sum(np.square(np.asarray(vector, dtype=np.float64)))
+    if not _FLOAT32.tiny <= squared <= _FLOAT32.max:
+        raise ValueError(
+            f"the vector's length is {np.sqrt(squared):.3g}: it must be between 1e-19 and 1e19 (float32 "
+            "cosine similarity); scale it (only its direction counts) or send a unit vector"
+        )
+    return vector
+
+
+Vector = Annotated[list[VectorNumber], AfterValidator(_usable_vector)]
+
+
 def _not_blank(value: str) -> str:
     _utf8(value)
     if not value.strip():
@@ -102,7 +127,7 @@ class DocumentIn(_Body):
     id: DocumentId | None = Field(None, description="Your id for the document; generated when absent.")
     text: str = Field(..., description="The text to embed and store (stored whole, even past the model's window).")
     metadata: Metadata = Field(default_factory=dict, description="Values: string, number or boolean.")
-    embedding: list[FiniteFloat] | None = Field(
+    embedding: Vector | None = Field(
         None, description="Your own vector for the text (DIMENSION finite numbers); the model is then not run."
     )
 
@@ -166,10 +191,10 @@ class SearchRequest(_Body):
     query: str | None = Field(
         None, max_length=MAX_QUERY_CHARS, description="What to search for, in plain words. Give query or vector."
     )
-    vector: list[FiniteFloat] | None = Field(
+    vector: Vector | None = Field(
         None, description="Search by this vector instead of a query (semantic mode; DIMENSION numbers)."
     )
-    top_k: int = Field(10, ge=1, description="How many results to return, at most the plan's max_top_k.")
+    top_k: StrictInt = Field(10, ge=1, description="How many results to return, at most the plan's max_top_k.")
     where: Filter | None = Field(None, description=f"{WHERE} In every mode.")
     where_document: Filter | None = Field(None, description=f"{WHERE_DOCUMENT} In every mode.")
     mode: SearchMode = Field(
@@ -177,7 +202,7 @@ class SearchRequest(_Body):
         description="semantic: by meaning (the model's vectors); keyword: by the query's words (BM25); "
         "hybrid: both rankings fused (best on our evaluation, README: Retrieval quality).",
     )
-    hybrid_weight: float | None = Field(
+    hybrid_weight: Annotated[float, Strict()] | None = Field(
         None,
         ge=0,
         le=1,

@@ -18,6 +18,7 @@ from chromadb.api.models.Collection import Collection
 
 from deployments.core.types import Chunks, Metadata, Vectors
 from deployments.storage.internal_metadata import PREFIX, public, replacing_public
+from deployments.storage.ranking import cosine_score
 
 PARENT = f"{PREFIX}parent"
 CHUNK_SET = f"{PREFIX}chunkset"
@@ -101,7 +102,7 @@ class ChunkStore:
             for metadata, distance in zip(metadatas, distances, strict=True):
                 if metadata is None:  # deleted while the query ran
                     continue
-                score, parent = 1.0 - distance, metadata[PARENT]
+                score, parent = cosine_score(distance), metadata[PARENT]
                 if parent not in per_parent or score > per_parent[parent][0]:
                     per_parent[parent] = (score, [int(metadata[START]), int(metadata[END])], metadata[CHUNK_SET])
             best.append(per_parent)

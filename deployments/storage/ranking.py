@@ -20,6 +20,12 @@ HYBRID_CANDIDATES = 100
 Scored = list[tuple[str, float]]  # (id, score), best first
 
 
+def cosine_score(distance: float) -> float:
+    """A semantic score from chromadb's cosine distance, within the documented -1..1: float32
+    rounding alone can give 1.0000002 for a document identical to the query."""
+    return min(1.0, max(-1.0, 1.0 - distance))
+
+
 class Query(NamedTuple):
     vector: Vectors | None  # the query's embedding; None in keyword mode, which needs none
     top_k: int

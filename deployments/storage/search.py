@@ -14,7 +14,7 @@ from deployments.storage.chroma import check_filters, filter_args, filter_errors
 from deployments.storage.chunk_store import CHUNK_SET, ChunkStore, span_of
 from deployments.storage.internal_metadata import public
 from deployments.storage.keyword_index import KeywordIndex
-from deployments.storage.ranking import HYBRID_CANDIDATES, Query, Scored, fuse
+from deployments.storage.ranking import HYBRID_CANDIDATES, Query, Scored, cosine_score, fuse
 
 
 class TenantSearch:
@@ -103,7 +103,7 @@ class TenantSearch:
         # text: it is gone, so it is left out (the search sees the store after that delete).
         return [
             [
-                {"id": id_, "text": text, "metadata": metadata, "score": 1.0 - distance}
+                {"id": id_, "text": text, "metadata": metadata, "score": cosine_score(distance)}
                 for id_, text, metadata, distance in zip(*row, strict=True)
                 if text is not None
             ]

@@ -185,6 +185,12 @@ def test_search_by_vector_and_by_text_filters(paged):
         ("/search/", {"vector": [0.1] * 384, "mode": "keyword"}, "body"),
         ("/search/", {}, "body"),
         ("/search/", {"query": "x", "where_document": {"$contains": 5}}, "where_document"),
+        ("/search/", {"vector": [3e38] * 384}, "vector"),
+        ("/search/", {"vector": [0.0] * 384}, "vector"),
+        ("/search/", {"query": "x", "top_k": True}, "top_k"),
+        ("/search/", {"query": "x", "top_k": 10.0}, "top_k"),
+        ("/search/", {"query": "x", "mode": "hybrid", "hybrid_weight": True}, "hybrid_weight"),
+        ("/list/", {"limit": 10.0}, "limit"),
     ],
 )
 def test_bad_data_api_requests_are_a_clear_4xx_and_change_nothing(paged, path, body, field):
@@ -227,7 +233,16 @@ def test_a_supplied_vector_is_stored_as_given_and_the_model_is_not_run(client):
 
 @pytest.mark.parametrize(
     ("embedding", "field"),
-    [([0.1] * 383, "documents.0.embedding"), ([0.1] * 385, "documents.0.embedding"), ("x", "documents.0.embedding")],
+    [
+        ([0.1] * 383, "documents.0.embedding"),
+        ([0.1] * 385, "documents.0.embedding"),
+        ("x", "documents.0.embedding"),
+        ([3e38] * 384, "documents.0.embedding"),  # every number fits float32, the length does not
+        ([1e39] + [0.1] * 383, "documents.0.embedding"),  # a number beyond float32
+        ([0.0] * 384, "documents.0.embedding"),  # no direction
+        ([1e-30] * 384, "documents.0.embedding"),  # a length float32 rounds to zero
+        ([True] + [0.1] * 383, "documents.0.embedding.0"),  # a boolean is not a number
+    ],
 )
 def test_a_bad_supplied_vector_is_refused_and_nothing_is_stored(client, embedding, field):
     response = client.post("/embed/", json={"documents": [{"text": "t", "embedding": embedding}]})
@@ -241,6 +256,8 @@ def test_infinity_in_a_supplied_vector_is_refused(client):
     assert response.status_code == 422 and response.json()["field"].startswith("documents.0.embedding")
 
 
-def test_the_service_metadata_prefix_is_reserved(client):
-    response = client.post("/embed/", json={"documents": [{"text": "t", "metadata": {"_cdbi:vector": "x"}}]})
-    assert response.status_code == 422 and "reserved" in response.json()["message"]
+@pytest.mark.parametrize("key", ["_cdbi:vector", "$and", "$gt"])
+def test_the_service_metadata_prefix_and_operators_are_reserved(client, key):
+    response = client.post("/embed/", json={"documents": [{"text": "t", "metadata": {key: "x"}}]})
+    assert response.status_code == 422 and "reserved" in response.json()["message"], response.text
+    assert client.get("/count/").json()["count"] == 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from deployments.storage.ranking import fuse
+from deployments.storage.ranking import cosine_score, fuse
 
 SEMANTIC = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
 KEYWORD = [("c", 30.0), ("d", 20.0), ("a", 10.0)]
@@ -25,3 +25,7 @@ def test_ties_keep_the_semantic_order_first_and_empty_lists_are_fine():
     assert fuse([], [], 0.5) == []
     ((only, score),) = fuse([("x", 0.3)], [], 0.7)
     assert only == "x" and score == pytest.approx(0.7)  # a lone result counts as the best
+
+
+def test_a_cosine_score_is_clamped_to_its_range():
+    assert cosine_score(-2.4e-7) == 1.0 and cosine_score(2.0000003) == -1.0 and cosine_score(0.25) == 0.75

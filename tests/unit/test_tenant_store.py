@@ -206,3 +206,18 @@ def test_a_hit_deleted_while_the_query_ran_is_left_out(settings, monkeypatch):
 
     monkeypatch.setattr(store._collection, "query", racing_query)
     assert [hit["id"] for hit in search(store, "alpha")] == ["a"]
+
+
+def test_semantic_scores_stay_within_minus_one_and_one(settings):
+    """float32 rounding makes chromadb's cosine distance of a vector to itself slightly negative
+    at times (a score of 1.0000002); the API documents -1..1."""
+    store = TenantStore(settings)
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((200, settings.dimension)).astype(np.float32)
+    ids = [f"d{n}" for n in range(len(vectors))]
+    store.upsert(ids, ids, vectors, [{} for _ in ids])
+    for answer in store.search.many([Query(vector, 3) for vector in [*vectors, *(-vectors)]]):
+        assert not isinstance(answer, Exception) and len(answer) == 3
+        assert all(-1.0 <= hit["score"] <= 1.0 for hit in answer)
+    (exact,) = store.search.many([Query(vectors[0], 1)])
+    assert not isinstance(exact, Exception) and exact[0]["id"] == "d0" and exact[0]["score"] == pytest.approx(1.0)
