@@ -42,7 +42,14 @@ from deployments.api.schemas import (
 )
 from deployments.api.service import TenantService
 from deployments.core.config import METRICS_PORT_ENV
-from deployments.core.errors import InvalidRequest, MalformedBody, NotFound, ServiceError, ServiceUnavailable
+from deployments.core.errors import (
+    InternalFailure,
+    InvalidRequest,
+    MalformedBody,
+    NotFound,
+    ServiceError,
+    ServiceUnavailable,
+)
 from deployments.runtime import metrics
 
 METRICS_TIMEOUT_S = 5.0
@@ -314,10 +321,18 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors in the one error format: a body that is not UTF-8 (FastAPI's 400
     "There was an error parsing the body"), an unknown path (404), a wrong method (405)."""
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 400:
+    if exc.status_code == 400:  # FastAPI's "error parsing the body": its cause says which error
+        if isinstance(exc.__cause__, RecursionError):
+            return error_response(MalformedBody("the body's JSON nests too deeply to be read"))
         return error_response(MalformedBody("the body is not valid JSON: it is not UTF-8 text"))
     error = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
     return json_error(exc.status_code, {"error": error, "message": str(exc.detail)}, exc.headers)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    """A fault of ours still answers in the error model (Starlette then re-raises it, so Serve logs
+    the traceback)."""
+    return error_response(InternalFailure(f"the request failed on the server ({type(exc).__name__}); it was logged"))
 
 
 class TimingMiddleware:
@@ -348,6 +363,7 @@ def create_api(service: TenantService) -> FastAPI:
     api.add_exception_handler(ServiceError, _service_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(HTTPException, _http_error)
+    api.add_exception_handler(Exception, _unexpected_error)
     api.state.service = service
     api.include_router(router)
     api.mount(CONSOLE_PATH, ConsoleFiles(), name="console")

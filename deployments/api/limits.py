@@ -3,7 +3,8 @@
 import json
 from collections.abc import Mapping
 
-from deployments.api.schemas import EmbedRequest, ListRequest, SearchRequest, UpdateRequest
+from deployments.api import filters
+from deployments.api.schemas import DeleteRequest, EmbedRequest, ListRequest, SearchRequest, UpdateRequest
 from deployments.core.errors import PlanLimitExceeded
 from deployments.core.plans import Plan
 
@@ -55,10 +56,34 @@ def check_search(request: SearchRequest, plan: Plan, field: str = "") -> None:
         raise PlanLimitExceeded(
             f"top_k is {request.top_k}; plan {plan.name!r} allows at most {plan.max_top_k}", field=f"{field}top_k"
         )
+    check_filters(request, plan, field)
 
 
 def check_list(request: ListRequest, plan: Plan) -> None:
     check_count(request.limit, plan, "limit")
+    check_filters(request, plan)
+
+
+def check_filters(request: SearchRequest | ListRequest | DeleteRequest, plan: Plan, field: str = "") -> None:
+    """The size of each filter (its grammar is the schemas' to check: deployments.api.filters)."""
+    for name, value, size_of in (
+        ("where", request.where, filters.where_size),
+        ("where_document", request.where_document, filters.where_document_size),
+    ):
+        if not value:
+            continue
+        size = size_of(value)
+        if size.depth > plan.max_filter_depth:
+            raise PlanLimitExceeded(
+                f"the filter nests {size.depth} levels deep; plan {plan.name!r} allows {plan.max_filter_depth}",
+                field=f"{field}{name}",
+            )
+        if size.values > plan.max_filter_values:
+            raise PlanLimitExceeded(
+                f"the filter compares against {size.values} values; plan {plan.name!r} allows "
+                f"{plan.max_filter_values}: split the request, or filter on a field that groups the documents",
+                field=f"{field}{name}",
+            )
 
 
 def check_ids(ids: list[str], plan: Plan) -> None:

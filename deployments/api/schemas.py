@@ -21,8 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from deployments.api import filters
 from deployments.core.types import Filter, Include
-from deployments.storage.internal_metadata import PREFIX
+from deployments.storage.internal_metadata import RESERVED_KEY_PREFIXES
 from deployments.storage.ranking import DEFAULT_HYBRID_WEIGHT, SearchMode
 
 MAX_ID_CHARS = 256
@@ -34,9 +35,6 @@ MAX_OFFSET = 1_000_000_000  # past any plan's quota; chromadb's own offset is a 
 
 # Ids are stored by chromadb and written to logs: no control characters (NUL included).
 DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")]
-# chromadb's own keys ("chroma:document", "#document", ...) and the service's (internal_metadata).
-# A key starting with "$" would read as an operator in chromadb's filters.
-RESERVED_KEY_PREFIXES = ("chroma:", "#", "$", PREFIX)
 
 
 def _not_reserved(key: str) -> str:
@@ -181,9 +179,25 @@ class EmbedResponse(BaseModel):
     )
 
 
-WHERE = "chromadb metadata filter: $eq $ne $gt $gte $lt $lte $in $nin $and $or."
+def _where(value: Filter) -> Filter:
+    if value:  # {} means no filter
+        filters.where_size(value)
+    return value
+
+
+def _where_document(value: Filter) -> Filter:
+    if value:
+        filters.where_document_size(value)
+    return value
+
+
+Where = Annotated[Filter, AfterValidator(_where)]
+WhereDocument = Annotated[Filter, AfterValidator(_where_document)]
+
+WHERE = "chromadb metadata filter: $eq $ne $gt $gte $lt $lte $in $nin $contains $not_contains $and $or."
 WHERE_DOCUMENT = (
-    'chromadb filter on the stored text: {"$contains": "words"}, {"$not_contains": "words"}, combined with $and/$or.'
+    'chromadb filter on the stored text: {"$contains": "words"}, {"$not_contains": "words"}, {"$regex": "^Q[1-4]"}, '
+    '{"$not_regex": "..."}, combined with $and/$or.'
 )
 
 
@@ -195,8 +209,8 @@ class SearchRequest(_Body):
         None, description="Search by this vector instead of a query (semantic mode; DIMENSION numbers)."
     )
     top_k: StrictInt = Field(10, ge=1, description="How many results to return, at most the plan's max_top_k.")
-    where: Filter | None = Field(None, description=f"{WHERE} In every mode.")
-    where_document: Filter | None = Field(None, description=f"{WHERE_DOCUMENT} In every mode.")
+    where: Where | None = Field(None, description=f"{WHERE} In every mode.")
+    where_document: WhereDocument | None = Field(None, description=f"{WHERE_DOCUMENT} In every mode.")
     mode: SearchMode = Field(
         "semantic",
         description="semantic: by meaning (the model's vectors); keyword: by the query's words (BM25); "
@@ -276,8 +290,10 @@ class BatchSearchResponse(BaseModel):
 
 class DeleteRequest(_Body):
     ids: list[DocumentId] | None = Field(None, min_length=1, description="Ids to delete; unknown ids are ignored.")
-    where: Filter | None = Field(None, description=f"Instead of ids: delete what matches. {WHERE}")
-    where_document: Filter | None = Field(None, description=f"Instead of ids: delete what matches. {WHERE_DOCUMENT}")
+    where: Where | None = Field(None, description=f"Instead of ids: delete what matches. {WHERE}")
+    where_document: WhereDocument | None = Field(
+        None, description=f"Instead of ids: delete what matches. {WHERE_DOCUMENT}"
+    )
 
     @model_validator(mode="after")
     def _ids_or_filter(self) -> "DeleteRequest":
@@ -326,8 +342,8 @@ class ListRequest(_Body):
     offset: StrictInt = Field(
         0, ge=0, le=MAX_OFFSET, description="Matching documents to skip: the previous page's next_offset."
     )
-    where: Filter | None = Field(None, description=WHERE)
-    where_document: Filter | None = Field(None, description=WHERE_DOCUMENT)
+    where: Where | None = Field(None, description=WHERE)
+    where_document: WhereDocument | None = Field(None, description=WHERE_DOCUMENT)
     include: list[Include] = Field(
         default_factory=lambda: list(DEFAULT_INCLUDE), description="What to return of each document."
     )
@@ -394,6 +410,8 @@ class PlanLimitsOut(BaseModel):
     requests_per_s: int
     documents_per_s: int
     max_chunks_per_request: int
+    max_filter_values: int
+    max_filter_depth: int
     chunk_tokens: int = Field(..., description="In effect: CHUNK_TOKENS, or the plan's default.")
     chunk_overlap_tokens: int = Field(..., description="In effect: CHUNK_OVERLAP_TOKENS, or the plan's default.")
 

@@ -266,6 +266,7 @@ class TenantService:
     async def _delete_matching(self, request: DeleteRequest) -> DeleteResponse:
         """By filter: how many match is read first, so that they are charged to documents/s as
         deleting them by id would be; the store refuses more than a request's worth."""
+        limits.check_filters(request, self.settings.limits)
         most = self.settings.limits.max_docs_per_request
         filters = (request.where, request.where_document)
         matching = await self._store.count_matching(*filters, most)

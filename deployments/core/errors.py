@@ -104,6 +104,13 @@ class StorageUnavailable(ServiceError):
         )
 
 
+class InternalFailure(ServiceError):
+    """A fault of ours, not the request's: the answer says so and the log has the traceback."""
+
+    status_code = 500
+    error = "internal_error"
+
+
 class Unauthorized(ServiceError):
     """No API key, or the wrong one, on a route that needs it."""
 

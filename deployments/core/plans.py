@@ -17,6 +17,8 @@ class Plan:
     requests_per_s: int  # API requests in any one-second window, per Ingress replica (429 beyond)
     documents_per_s: int  # documents written or deleted in any one-second window, per Ingress replica
     max_chunks_per_request: int  # chunks one /embed/ with chunking may make (each is a model run)
+    max_filter_values: int  # values one where or where_document compares against ($in members each count)
+    max_filter_depth: int = 10  # levels of nesting of one filter ({"k": 1} is 1, {"k": {"$gt": 1}} 2)
     # Chunking defaults (CHUNK_TOKENS, CHUNK_OVERLAP_TOKENS override them): the same on every plan,
     # because the model's window, not the plan, bounds a chunk; plans differ in how many chunks.
     chunk_tokens: int = 200
@@ -40,6 +42,7 @@ PLANS: dict[str, Plan] = {
             requests_per_s=200,
             documents_per_s=1_000,
             max_chunks_per_request=2_048,
+            max_filter_values=1_000,
         ),
         Plan(
             "pro",
@@ -52,6 +55,7 @@ PLANS: dict[str, Plan] = {
             requests_per_s=1_000,
             documents_per_s=5_000,
             max_chunks_per_request=8_192,
+            max_filter_values=5_000,
         ),
         Plan(
             "enterprise",
@@ -64,6 +68,7 @@ PLANS: dict[str, Plan] = {
             requests_per_s=5_000,
             documents_per_s=20_000,
             max_chunks_per_request=32_768,
+            max_filter_values=10_000,
         ),
     )
 }

@@ -1,12 +1,12 @@
 """How the tenant store speaks to chromadb: the index configuration, filter arguments, the shape of
 its answers, and its errors turned into ours (a full disk, a missing vector, a bad filter)."""
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
-from chromadb.api.types import validate_where, validate_where_document
 from chromadb.errors import InternalError, InvalidArgumentError
 
 from deployments.core.errors import InvalidFilter, ServiceUnavailable, StorageUnavailable
@@ -26,6 +26,8 @@ HNSW_CONFIGURATION: CreateHNSWConfiguration = {
 STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly database")
 # How chromadb words a read of a vector its index does not hold (while a broken index is rebuilt).
 VECTOR_MISSING = "Error finding id"
+# How chromadb words a regex its engine would not compile within its size limit.
+REGEX_TOO_BIG = "constraint failed"
 
 INCLUDED: dict[Include, str] = {"text": "documents", "metadata": "metadatas", "embedding": "embeddings"}
 
@@ -33,19 +35,6 @@ INCLUDED: dict[Include, str] = {"text": "documents", "metadata": "metadatas", "e
 def rows(found: Any) -> Iterator[tuple[str, str, Metadata | None]]:
     """(id, text, metadata) of each record of a chromadb get that included documents and metadatas."""
     return zip(found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True)
-
-
-def check_filters(where: Filter | None, where_document: Filter | None) -> None:
-    """chromadb's own validation of each filter, so a bad one is named (an empty one means none)."""
-    for field, value, validate in (
-        ("where", where, validate_where),
-        ("where_document", where_document, validate_where_document),
-    ):
-        if value:
-            try:
-                validate(cast(Any, value))
-            except (ValueError, TypeError) as exc:
-                raise InvalidFilter(str(exc), field=field) from None
 
 
 def filter_args(where: Filter | None, where_document: Filter | None) -> dict[str, Any]:
@@ -74,14 +63,28 @@ def as_documents(found: Any, include: list[Include]) -> list[Document]:
 
 
 @contextmanager
-def filter_errors(where: Filter | None) -> Iterator[None]:
-    """chromadb validates a filter as it uses it; its message says what is wrong."""
+def filter_errors(where: Filter | None, where_document: Filter | None) -> Iterator[None]:
+    """A filter chromadb refuses only as it runs it (deployments.api.filters checks the grammar
+    before: what is left is mostly a regex its engine cannot compile) is the tenant's error."""
     try:
         yield
     except (ValueError, TypeError, InvalidArgumentError) as exc:
-        if not where:
+        if not (where or where_document):
             raise
-        raise InvalidFilter(str(exc), field="where") from None
+        about_text = where_document and (not where or "document" in str(exc) or "Regex" in str(exc))
+        raise InvalidFilter(str(exc), field="where_document" if about_text else "where") from None
+    except InternalError as exc:
+        # chromadb 1.5.9 words a regex past its engine's compiled-size limit so (e.g. "(a{1000}){1000}").
+        if not (where_document and REGEX_TOO_BIG in str(exc) and _has_regex(where_document)):
+            raise
+        raise InvalidFilter(
+            "the regular expression is too large to compile: use fewer or smaller repetitions", field="where_document"
+        ) from None
+
+
+def _has_regex(where_document: Filter) -> bool:
+    dumped = json.dumps(where_document)  # an operator is a key: quoted, then ": " (a value never is)
+    return '"$regex": ' in dumped or '"$not_regex": ' in dumped
 
 
 @contextmanager

@@ -16,6 +16,9 @@ from deployments.core.types import Vectors
 
 PREFIX = "_cdbi:"
 OWN_VECTOR = f"{PREFIX}vector"
+# Keys a tenant may not use: chromadb's own ("chroma:document", "#document", ...), the service's,
+# and "$", which would read as an operator in chromadb's filters.
+RESERVED_KEY_PREFIXES = ("chroma:", "#", "$", PREFIX)
 
 
 def public(metadata: Mapping[str, Any] | None) -> dict[str, Any]:

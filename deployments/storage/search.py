@@ -3,18 +3,23 @@
 document's chunks (storage.chunk_store) count as the document, at its best chunk's score."""
 
 import json
-from typing import cast
+import logging
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, cast
 
 import numpy as np
 from chromadb.api.models.Collection import Collection
 
-from deployments.core.errors import InvalidFilter, ServiceError
+from deployments.core.errors import InternalFailure, ServiceError
 from deployments.core.types import Filter, Hit, Metadata, Vectors
-from deployments.storage.chroma import check_filters, filter_args, filter_errors, rows
+from deployments.storage.chroma import filter_args, filter_errors, rows
 from deployments.storage.chunk_store import CHUNK_SET, ChunkStore, span_of
 from deployments.storage.internal_metadata import public
 from deployments.storage.keyword_index import KeywordIndex
 from deployments.storage.ranking import HYBRID_CANDIDATES, Query, Scored, cosine_score, fuse
+
+logger = logging.getLogger("ray.serve")
 
 
 class TenantSearch:
@@ -31,7 +36,7 @@ class TenantSearch:
         results: list[list[Hit] | ServiceError] = [[] for _ in queries]
         semantic = self._semantic_many([(i, q) for i, q in enumerate(queries) if q.mode != "keyword"])
         for index, query in enumerate(queries):
-            try:
+            with _own_failure(results, [index]):
                 found = semantic.get(index, [])
                 if isinstance(found, ServiceError):
                     raise found
@@ -40,37 +45,27 @@ class TenantSearch:
                     continue
                 keyword = self._keyword(query.text, _candidates(query), query.where, query.where_document)
                 results[index] = keyword[: query.top_k] if query.mode == "keyword" else _fused(found, keyword, query)
-            except InvalidFilter as exc:
-                results[index] = exc
         return results
 
     def _semantic_many(self, queries: list[tuple[int, Query]]) -> dict[int, list[Hit] | ServiceError]:
         groups: dict[str, list[tuple[int, Query]]] = {}
-        found: dict[int, list[Hit] | ServiceError] = {}
+        found: dict[int, list[Hit] | ServiceError] = {}  # (a dict: _own_failure indexes it by query)
         for index, query in queries:
-            try:
-                check_filters(query.where, query.where_document)
-            except InvalidFilter as exc:
-                found[index] = exc
-                continue
             key = json.dumps([_candidates(query), query.where or None, query.where_document or None], sort_keys=True)
             groups.setdefault(key, []).append((index, query))
         for members in groups.values():
             first = members[0][1]
             vectors = np.stack([cast(Vectors, query.vector) for _, query in members])
-            try:
+            with _own_failure(found, [index for index, _ in members]), filter_errors(first.where, first.where_document):
                 answers = self._query(vectors, _candidates(first), first.where, first.where_document)
                 answers = self._best_chunks(vectors, _candidates(first), first.where, first.where_document, answers)
                 found.update((index, hits) for (index, _), hits in zip(members, answers, strict=True))
-            except InvalidFilter as exc:
-                found.update((index, exc) for index, _ in members)
         return found
 
     def _keyword(self, text: str, limit: int, where: Filter | None, where_document: Filter | None) -> list[Hit]:
-        check_filters(where, where_document)
         allowed = None
         if where or where_document:  # chromadb resolves the filters; the keyword index ranks what passes
-            with filter_errors(where):
+            with filter_errors(where, where_document):
                 allowed = self._collection.get(**filter_args(where, where_document), include=[])["ids"]
         return self._hits(self._keywords.search(text, limit, allowed))
 
@@ -89,13 +84,12 @@ class TenantSearch:
     def _query(
         self, vectors: Vectors, top_k: int, where: Filter | None, where_document: Filter | None
     ) -> list[list[Hit]]:
-        with filter_errors(where):
-            found = self._collection.query(
-                query_embeddings=vectors,
-                n_results=top_k,
-                **filter_args(where, where_document),
-                include=["documents", "metadatas", "distances"],
-            )
+        found = self._collection.query(
+            query_embeddings=vectors,
+            n_results=top_k,
+            **filter_args(where, where_document),
+            include=["documents", "metadatas", "distances"],
+        )
         documents = cast(list[list[str]], found["documents"])
         metadatas = cast(list[list[Metadata | None]], found["metadatas"])
         distances = cast(list[list[float]], found["distances"])
@@ -139,6 +133,21 @@ class TenantSearch:
                         best[parent] = _with_span(hit, span)
             merged.append(sorted(best.values(), key=lambda hit: hit["score"], reverse=True)[:candidates])
         return merged
+
+
+@contextmanager
+def _own_failure(results: MutableMapping[int, Any] | list[Any], indexes: list[int]) -> Iterator[None]:
+    """A search's failure is its own: concurrent searches share one call here (deployments.ingress
+    batches them), and one bad query must not fail the others. Its error takes its place in `results`."""
+    try:
+        yield
+    except ServiceError as exc:
+        for index in indexes:
+            results[index] = exc
+    except Exception:
+        logger.exception("a search failed")
+        for index in indexes:
+            results[index] = InternalFailure("the search failed on the server; it was logged: retry, or report it")
 
 
 def _with_span(hit: Hit, span: list[int] | None) -> Hit:

@@ -29,8 +29,8 @@ from deployments.storage.chroma import (
     HNSW_CONFIGURATION,
     IndexRebuilding,
     as_documents,
-    check_filters,
     filter_args,
+    filter_errors,
     included,
     storage_errors,
     vectors_missing,
@@ -218,8 +218,7 @@ class TenantStore:
     ) -> tuple[list[Document], int | None]:
         """A page of the documents matching the filters, in the order they were first added, and the
         offset of the next page (None on the last)."""
-        check_filters(where, where_document)
-        with vectors_missing():
+        with vectors_missing(), filter_errors(where, where_document):
             found = self._collection.get(
                 **filter_args(where, where_document),
                 limit=limit + 1,  # one more than asked says whether another page follows
@@ -270,8 +269,8 @@ class TenantStore:
 
     def _matching(self, where: Filter | None, where_document: Filter | None, most: int) -> list[str]:
         """The ids of up to `most` documents matching the filters."""
-        check_filters(where, where_document)
-        return self._collection.get(**filter_args(where, where_document), limit=most, include=[])["ids"]
+        with filter_errors(where, where_document):
+            return self._collection.get(**filter_args(where, where_document), limit=most, include=[])["ids"]
 
     def _delete_found(self, found: list[str]) -> tuple[int, int]:
         """Delete these existing ids everywhere they live; (how many, count after). Holds the write lock."""

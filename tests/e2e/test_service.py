@@ -336,6 +336,21 @@ def test_concurrent_searches_are_batched_without_mixing_results(api, corpus):
     assert results == [QUERIES[q] for q in queries]
 
 
+def test_a_bad_search_among_concurrent_ones_fails_alone(api, corpus):
+    """Concurrent searches share one store call (the Ingress batches them): a regex chromadb
+    cannot compile is that search's 422, and every other search still gets its answer."""
+    bad = {"query": "anything", "where_document": {"$regex": "(unclosed"}}
+    bodies = [bad if n % 4 == 0 else {"query": query, "top_k": 1} for n, query in enumerate(list(QUERIES) * 4)]
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda body: api.post("/search/", json=body), bodies))
+    for body, response in zip(bodies, responses, strict=True):
+        if body is bad:
+            assert response.status_code == 422 and response.json()["field"] == "where_document", response.text
+        else:
+            assert response.status_code == 200, response.text
+            assert response.json()["results"][0]["id"] == QUERIES[str(body["query"])]
+
+
 def test_concurrent_writes_respect_the_quota(api):
     batches = [[{"id": f"c{b}-{n}", "text": f"concurrent write {b} {n}"} for n in range(10)] for b in range(8)]
     with ThreadPoolExecutor(8) as pool:

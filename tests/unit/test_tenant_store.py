@@ -7,7 +7,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from deployments.core.errors import ConfigError, InvalidFilter, QuotaExceeded
+from deployments.core.errors import ConfigError, InternalFailure, InvalidFilter, QuotaExceeded
 from deployments.embedding.backends import HashingBackend
 from deployments.storage.ranking import Query
 from deployments.storage.tenant_store import TenantStore
@@ -151,6 +151,33 @@ def test_search_many_answers_each_query_and_isolates_bad_filters(settings):
     assert ids[0] == ["a"]
     assert ids[1][:1] == ["b"] and len(ids[1]) == 2
     assert ids[3] == ["b"]
+
+
+def test_a_failing_search_fails_alone_in_a_batch(settings, monkeypatch):
+    """Concurrent searches reach the store as one batch: a regex chromadb cannot compile, or a
+    fault of ours in one search, is that search's answer only."""
+    store = TenantStore(settings)
+    add(store, {"a": ("red apples", {"n": 1}), "b": ("fast cars", {"n": 2})})
+    keyword_search = store.keywords.search
+
+    def fails_on_whales(text, limit, allowed):
+        if "whales" in text:
+            raise RuntimeError("a bug")
+        return keyword_search(text, limit, allowed)
+
+    monkeypatch.setattr(store.keywords, "search", fails_on_whales)
+    vector = BACKEND.encode(["apples"])[0]
+    results = store.search.many(
+        [
+            Query(vector, 1),
+            Query(vector, 1, where_document={"$regex": "(unclosed"}),
+            Query(None, 1, text="whales", mode="keyword"),
+            Query(vector, 1, text="apples", mode="hybrid", where_document={"$regex": "^red"}),
+        ]
+    )
+    assert isinstance(results[1], InvalidFilter) and results[1].field == "where_document"
+    assert isinstance(results[2], InternalFailure) and results[2].status_code == 500
+    assert [[hit["id"] for hit in results[n]] for n in (0, 3)] == [["a"], ["a"]]  # type: ignore[union-attr]
 
 
 def test_stored_vectors_returns_only_ids_stored_with_the_same_text(settings):
