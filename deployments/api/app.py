@@ -278,8 +278,8 @@ async def prometheus_metrics() -> PlainTextResponse:
 
 @route("GET", "/healthz", response_model=HealthResponse, summary="Instance configuration and status")
 async def healthz(service: ServiceDep) -> JSONResponse:
-    """Tenant, plan, model, document count, quota and each deployment's state. 200 when every
-    deployment answers, 503 (same body) while one does not. Never contains a secret.
+    """Tenant, plan, model, document count, quota and each deployment's state. 200 while every
+    deployment is there (answering, or busy), 503 (same body) while one is not. Never contains a secret.
 
     ```
     curl localhost:8000/healthz/

@@ -395,7 +395,11 @@ class CountResponse(BaseModel):
 
 
 class DeploymentState(BaseModel):
-    status: str = Field(..., description="'ok' or 'unavailable'.")
+    status: str = Field(
+        ...,
+        description="'ok'; 'busy' (alive, but did not answer the probe within 2 s: working through a queue); "
+        "or 'unavailable' (not there: starting, restarting or failed).",
+    )
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -417,7 +421,7 @@ class PlanLimitsOut(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: str = Field(..., description="'ok' when every deployment answers, else 'degraded'.")
+    status: str = Field(..., description="'ok' while every deployment is there (ok or busy), else 'degraded'.")
     tenant_id: str
     plan: str
     model_name: str

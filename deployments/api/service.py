@@ -42,6 +42,7 @@ from deployments.api.schemas import (
     UpdateRequest,
     UpdateResponse,
 )
+from deployments.api.write_gate import WriteGate
 from deployments.core.config import Settings
 from deployments.core.errors import InvalidRequest, ServiceError
 from deployments.core.types import Chunks, Span, StoreInfo, Vectors
@@ -49,6 +50,7 @@ from deployments.embedding.models import MAX_TEXTS_PER_CALL, Embedded
 from deployments.embedding.query_encoders import QueryEncoder
 from deployments.embedding.tokens import Tokenizing, chunk_texts, truncated_flags
 from deployments.runtime import metrics
+from deployments.runtime.calls import NotAnsweredInTime
 from deployments.storage.ranking import DEFAULT_HYBRID_WEIGHT, Query
 
 Info = TypeVar("Info", StoreInfo, dict[str, Any])
@@ -76,6 +78,7 @@ class TenantService:
         self._search_batcher = search_batcher or self._search_alone
         self._queries = queries or embedder
         self.rate_limiter = RateLimiter(settings.limits)
+        self._writes = WriteGate()  # reads never queue behind a burst of writes (deployments.api.write_gate)
 
     async def embed(self, request: EmbedRequest) -> EmbedResponse:
         limits.check_embed(request, self.settings.limits)
@@ -85,25 +88,26 @@ class TenantService:
         ids = [doc.id or uuid.uuid4().hex for doc in request.documents]
         texts = [doc.text for doc in request.documents]
         supplied = [doc.embedding for doc in request.documents]
-        # One store read before the model runs at all: a write past the quota is refused here, not
-        # after its embedding (the upsert checks again, atomically), and unchanged texts keep their vectors.
-        stored = await self._store.stored_vectors(ids, texts)
-        chunks: list[Chunks | None] = await self._chunks(texts, supplied) if request.chunking else [None] * len(ids)
-        # A chunked document's own vector is its first chunk's, already made.
-        given = [vector if cut is None else cut.vectors[0] for vector, cut in zip(supplied, chunks, strict=True)]
-        embedded = await self._embed_changed(ids, texts, given, stored)
-        count = await self._store.upsert(
-            ids,
-            texts,
-            embedded.vectors,
-            [doc.metadata for doc in request.documents],
-            [vector is not None for vector in supplied],
-            chunks,
-        )
-        self._counted(count)
-        truncated = [id_ for id_, cut in zip(ids, embedded.truncated, strict=True) if cut]
-        cut_into = {id_: len(cut.spans) for id_, cut in zip(ids, chunks, strict=True) if cut is not None}
-        return EmbedResponse(ids=ids, count=count, truncated=truncated, chunks=cut_into)
+        async with self._writes.admit():
+            # One store read before the model runs at all: a write past the quota is refused here, not
+            # after its embedding (the upsert checks again, atomically), and unchanged texts keep their vectors.
+            stored = await self._store.stored_vectors(ids, texts)
+            chunks: list[Chunks | None] = await self._chunks(texts, supplied) if request.chunking else [None] * len(ids)
+            # A chunked document's own vector is its first chunk's, already made.
+            given = [vector if cut is None else cut.vectors[0] for vector, cut in zip(supplied, chunks, strict=True)]
+            embedded = await self._embed_changed(ids, texts, given, stored)
+            count = await self._store.upsert(
+                ids,
+                texts,
+                embedded.vectors,
+                [doc.metadata for doc in request.documents],
+                [vector is not None for vector in supplied],
+                chunks,
+            )
+            self._counted(count)
+            truncated = [id_ for id_, cut in zip(ids, embedded.truncated, strict=True) if cut]
+            cut_into = {id_: len(cut.spans) for id_, cut in zip(ids, chunks, strict=True) if cut is not None}
+            return EmbedResponse(ids=ids, count=count, truncated=truncated, chunks=cut_into)
 
     async def _chunks(self, texts: list[str], supplied: list[list[float] | None]) -> list[Chunks | None]:
         """Each text longer than one chunk, cut and embedded chunk by chunk (None for the others, and
@@ -240,10 +244,12 @@ class TenantService:
         self.rate_limiter.admit_documents(len(request.documents))
         ids = [document.id for document in request.documents]
         metadatas = [document.metadata for document in request.documents]
-        return UpdateResponse(updated=await self._store.update_metadata(ids, metadatas))
+        async with self._writes.admit():
+            return UpdateResponse(updated=await self._store.update_metadata(ids, metadatas))
 
     async def snapshot(self) -> SnapshotResponse:
-        return SnapshotResponse(**await self._store.snapshot())
+        async with self._writes.admit():
+            return SnapshotResponse(**await self._store.snapshot())
 
     async def count(self) -> CountResponse:
         count = self._counted(await self._store.count())
@@ -260,7 +266,8 @@ class TenantService:
             return await self._delete_matching(request)
         limits.check_ids(request.ids, self.settings.limits)
         self.rate_limiter.admit_documents(len(request.ids))
-        deleted, count = await self._store.delete(request.ids)
+        async with self._writes.admit():
+            deleted, count = await self._store.delete(request.ids)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def _delete_matching(self, request: DeleteRequest) -> DeleteResponse:
@@ -271,7 +278,8 @@ class TenantService:
         filters = (request.where, request.where_document)
         matching = await self._store.count_matching(*filters, most)
         self.rate_limiter.admit_documents(min(matching, most))
-        deleted, count = await self._store.delete_where(*filters, most)
+        async with self._writes.admit():
+            deleted, count = await self._store.delete_where(*filters, most)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def health(self) -> HealthResponse:
@@ -279,7 +287,7 @@ class TenantService:
         if store_info:
             self._counted(store_info["count"])
         embedder_state, _ = await _probe(self._embedder.info())
-        healthy = store_state.status == embedder_state.status == "ok"
+        healthy = "unavailable" not in (store_state.status, embedder_state.status)
         settings = self.settings
         return HealthResponse(
             status="ok" if healthy else "degraded",
@@ -304,9 +312,12 @@ class TenantService:
 
 
 async def _probe(info: Awaitable[Info]) -> tuple[DeploymentState, Info | None]:
-    """A deployment's state, from its `info()` (which gives up after HEALTH_PROBE_TIMEOUT_S)."""
+    """A deployment's state, from its `info()` (which gives up after HEALTH_PROBE_TIMEOUT_S). One
+    that is there but slow to answer is `busy`: alive, working through a queue of imports, say."""
     try:
         value = await info
+    except NotAnsweredInTime:
+        return DeploymentState(status="busy"), None
     except ServiceError:
         return DeploymentState(status="unavailable"), None
     return DeploymentState(status="ok", detail=dict(value)), value

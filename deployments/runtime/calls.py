@@ -32,8 +32,13 @@ def _unavailable(deployment: str, exc: BaseException) -> ServiceUnavailable:
     return ServiceUnavailable(f"the {deployment} deployment is unavailable ({type(exc).__name__}); retry shortly")
 
 
+class NotAnsweredInTime(ServiceUnavailable):
+    """The deployment is there but did not answer in time: busy, or stuck (which Serve's own health
+    checks of its replicas find and act on)."""
+
+
 def _timed_out(deployment: str, timeout_s: float, doing: str) -> ServiceUnavailable:
-    return ServiceUnavailable(
+    return NotAnsweredInTime(
         f"the {deployment} deployment did not {doing} within {timeout_s:g} s (restarting or overloaded); retry shortly"
     )
 
