@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int | None = Field(
         None, ge=0, description="Tokens each chunk shares with the one before; the plan's default when unset."
     )
+    snapshots_kept: int = Field(
+        3, ge=1, description="Snapshots kept on the volume; taking one more removes the oldest."
+    )
     api_key: SecretStr | None = Field(
         None,
         min_length=16,

@@ -16,6 +16,7 @@ aside, a missing vector re-made: deployments.storage.index_check, ChromaStore.re
 """
 
 import json
+import re
 import shutil
 import sqlite3
 import time
@@ -23,7 +24,7 @@ import uuid
 from pathlib import Path
 
 from deployments.core.config import Settings
-from deployments.core.errors import ConfigError
+from deployments.core.errors import ConfigError, StorageUnavailable
 from deployments.core.types import SnapshotManifest
 from deployments.storage.index_check import REBUILD_MARKER
 
@@ -53,6 +54,42 @@ def take(data_dir: Path, destination: Path, folders: list[Path], manifest: Snaps
         raise
     partial.rename(destination)  # a snapshot folder is complete, or named .partial
     return destination
+
+
+# Free space a snapshot must leave on the volume, beyond its own size, so the tenant's writes still
+# have room (a full disk refuses them, README: Reliability): this share of the volume, at least FLOOR.
+HEADROOM_SHARE = 0.05
+HEADROOM_FLOOR_BYTES = 256 * 2**20
+
+
+def check_room(data_dir: Path, destination: Path) -> None:
+    """Refuse a snapshot (507, nothing written) that would leave the volume short of headroom. Its
+    size is about the data folder's."""
+    needed = sum(path.stat().st_size for path in data_dir.rglob("*") if path.is_file())
+    volume = shutil.disk_usage(destination.parent)
+    headroom = max(HEADROOM_SHARE * volume.total, HEADROOM_FLOOR_BYTES)
+    if volume.free - needed < headroom:
+        raise StorageUnavailable(
+            f"a snapshot needs about {needed / 2**20:.0f} MiB and the volume has {volume.free / 2**20:.0f} MiB free, "
+            f"of which {headroom / 2**20:.0f} MiB stay free for the tenant's writes; nothing was written: free space "
+            "or lower SNAPSHOTS_KEPT"
+        )
+
+
+def prune(settings: Settings) -> list[Path]:
+    """Remove this tenant's oldest snapshots past SNAPSHOTS_KEPT (and any left half-written by a
+    crash); returns what was removed. Oldest by when each was completed (its manifest, written last,
+    dates the folder: names give only the second)."""
+    folder = settings.persist_dir / SNAPSHOTS_DIR
+    # Exactly snapshot_path's names: another tenant's ("default-eu-...") never matches.
+    named = re.compile(rf"{re.escape(settings.collection_name)}-\d{{8}}T\d{{6}}Z-[0-9a-f]+(\.partial)?")
+    mine = [path for path in folder.iterdir() if named.fullmatch(path.name)] if folder.is_dir() else []
+    partial = [path for path in mine if path.name.endswith(".partial")]
+    complete = sorted((path for path in mine if path not in partial), key=lambda path: path.stat().st_mtime_ns)
+    removed = partial + complete[: max(0, len(complete) - settings.snapshots_kept)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 def snapshot_path(settings: Settings) -> Path:

@@ -282,8 +282,12 @@ class TenantStore:
         return len(found), self._collection.count()
 
     def snapshot(self, destination: Path) -> SnapshotManifest:
-        """A consistent copy of the tenant's data in `destination` (storage.snapshot); returns its manifest."""
+        """A consistent copy of the tenant's data in `destination` (storage.snapshot); returns its
+        manifest. Refused when the volume would be left short of room; the oldest snapshots past
+        SNAPSHOTS_KEPT are removed once it is complete."""
         settings = self._settings
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.check_room(settings.data_dir, destination)
         with self._write_lock:
             manifest: SnapshotManifest = {
                 "tenant_id": settings.tenant_id,
@@ -298,6 +302,9 @@ class TenantStore:
                 snapshot.take(settings.data_dir, destination, index_folders(settings.data_dir), manifest)
             except (OSError, sqlite3.Error) as exc:
                 raise StorageUnavailable(f"the snapshot could not be written ({exc}); nothing was kept") from None
+            # Under the lock: no other snapshot is half-written (.partial) meanwhile.
+            for removed in snapshot.prune(settings):
+                logger.info("removed the snapshot %s (SNAPSHOTS_KEPT=%d)", removed.name, settings.snapshots_kept)
         return manifest
 
     def close(self) -> None:

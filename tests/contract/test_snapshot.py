@@ -5,6 +5,7 @@ import json
 import pytest
 
 from deployments.core.errors import ConfigError
+from deployments.storage import snapshot as snapshot_module
 from deployments.storage.index_check import REBUILD_MARKER
 from deployments.storage.snapshot import MANIFEST, restore
 from deployments.storage.tenant_store import TenantStore
@@ -46,3 +47,26 @@ def test_restore_refuses_existing_data_another_tenant_and_a_non_snapshot(snapsho
         restore(folder, make_settings(persist_dir=tmp_path / "other", tenant_id="someone-else"))
     with pytest.raises(ConfigError, match="not a snapshot"):
         restore(tmp_path, make_settings(persist_dir=tmp_path / "x"))
+
+
+def test_only_the_newest_snapshots_are_kept(make_client, tmp_path):
+    client = make_client(snapshots_kept=2)
+    assert client.post("/embed/", json={"documents": DOCUMENTS}).status_code == 200
+    taken = [client.post("/snapshot/").json()["path"].rsplit("/", 1)[-1] for _ in range(3)]
+    folder = tmp_path / "data" / "snapshots"
+    (folder / "default-20260101T000000Z-0c0c0c.partial").mkdir()  # a crash's leftover
+    (folder / "default-eu-20260101T000000Z-0a0a0a").mkdir()  # another tenant's ("default-eu")
+    taken.append(client.post("/snapshot/").json()["path"].rsplit("/", 1)[-1])
+    kept = sorted(path.name for path in folder.iterdir())
+    assert kept == sorted([*taken[-2:], "default-eu-20260101T000000Z-0a0a0a"])
+
+
+def test_a_snapshot_that_would_leave_the_volume_short_is_a_507_and_writes_nothing(client, tmp_path, monkeypatch):
+    assert client.post("/embed/", json={"documents": DOCUMENTS}).status_code == 200
+    monkeypatch.setattr(snapshot_module, "HEADROOM_SHARE", 1.0)  # as if the volume were nearly full
+    response = client.post("/snapshot/")
+    assert response.status_code == 507 and response.json()["error"] == "insufficient_storage", response.text
+    assert "SNAPSHOTS_KEPT" in response.json()["message"]
+    folder = tmp_path / "data" / "snapshots"
+    assert not folder.exists() or not any(folder.iterdir())
+    assert client.post("/embed/", json={"documents": [{"text": "writes still work"}]}).status_code == 200
