@@ -10,9 +10,13 @@ container, the end-to-end tests and the benchmark all use).
 
 import contextlib
 import os
+import resource
+import secrets
 import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 from types import FrameType
 
 import psutil
@@ -55,9 +59,46 @@ def ray_environment() -> dict[str, str]:
         # Embedder can run bulk embedding 10 levels below the request path (deployments.embedder),
         # so a search is served first when it and an import want the same core.
         "RAY_worker_niceness": "0",
+        "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": str(CLIENT_TIMEOUT_S),
+        "RAY_SERVE_HAPROXY_MAXCONN": str(haproxy_maxconn()),
         "RAY_USAGE_STATS_ENABLED": "0",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+    }
+
+
+# HAProxy's listeners for clients: a request line and headers must arrive, and a body keep
+# flowing, within this (Serve's default is an hour: a few thousand half-sent requests would hold
+# every connection). Serve offers no separate header timeout; HAProxy then uses this one for it.
+CLIENT_TIMEOUT_S = 30
+# Connections HAProxy holds at once (Serve's default 4,096): idle ones cost it a few KB each, and
+# past this limit new ones wait in the kernel, /healthz/ included. HAProxy needs two file
+# descriptors per connection and more (about 2.5 measured here) and refuses to start if the process's
+# hard limit cannot give them.
+MAX_CONNECTIONS = 16_384
+
+
+def haproxy_maxconn() -> int:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return MAX_CONNECTIONS if hard == resource.RLIM_INFINITY else max(1_024, min(MAX_CONNECTIONS, hard // 3))
+
+
+def private_environment(folder: Path) -> dict[str, str]:
+    """Ray's cluster token and HAProxy's runtime files (admin socket, config, state) in `folder`,
+    which only this user can enter, instead of a world-readable ~/.ray/auth_token and a
+    world-writable /tmp/haproxy-serve/admin.sock. The token is new for every start."""
+    token = folder / "ray-auth-token"
+    token.touch(mode=0o600)
+    token.write_text(secrets.token_hex(32))
+    haproxy = folder / "hap"  # short: a unix socket path (with Serve's node id inside) has 107 bytes at most
+    return {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(haproxy / "admin.sock"),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(haproxy / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(haproxy),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(haproxy / "metrics.sock"),
     }
 
 
@@ -65,8 +106,13 @@ def main(argv: list[str]) -> int:
     config = argv[0] if argv else os.environ.get("SERVE_CONFIG", "serve_config.yaml")
     if checked_settings() is None:
         return 2
-    for name, value in ray_environment().items():
-        os.environ.setdefault(name, value)
+    with tempfile.TemporaryDirectory(prefix="cdbi-") as private:  # mode 0700; removed on exit
+        for name, value in {**ray_environment(), **private_environment(Path(private))}.items():
+            os.environ.setdefault(name, value)
+        return _serve(config)
+
+
+def _serve(config: str) -> int:
 
     import ray
     from ray.serve._private.constants import SERVE_NAMESPACE

@@ -2,13 +2,19 @@
 
 Against the shared real service (API_KEY set, TENANT_ID with a path and unicode in it)."""
 
+import re
+import socket
+import stat
 import subprocess
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.instance import ServeInstance, session_processes
 from deployments.core.config import tenant_slug
+from deployments.launch import CLIENT_TIMEOUT_S
 from deployments.storage.snapshot import SNAPSHOTS_DIR
 from tests.e2e.conftest import E2E_API_KEY, E2E_TENANT, service_logs
 
@@ -97,3 +103,46 @@ def test_the_api_key_never_appears_in_answers_or_logs(api, service: ServeInstanc
     assert len(logs) > 5  # Ray's session logs were found
     leaking = [path.name for path in logs if E2E_API_KEY in path.read_text(errors="replace")]
     assert not leaking
+
+
+def haproxy_config(service: ServeInstance) -> Path:
+    """The generated HAProxy configuration, as the running HAProxy was started with it (-f)."""
+    assert service.process is not None
+    for _, command in session_processes(service.process.pid):
+        words = command.split()
+        if words and words[0].endswith("haproxy") and "-f" in words:
+            return Path(words[words.index("-f") + 1])
+    raise AssertionError("no HAProxy process found")
+
+
+def test_thousands_of_idle_connections_do_not_starve_the_api(service: ServeInstance):
+    """Half-sent requests without a key: HAProxy holds them (up to its maxconn, well above Serve's
+    default 4,096) and drops each after `timeout client`; meanwhile everyone else is answered."""
+    config = haproxy_config(service).read_text()
+    assert f"timeout client {CLIENT_TIMEOUT_S}s" in config  # also the header timeout (none of its own)
+    maxconn = int(re.search(r"^\s*maxconn (\d+)", config, flags=re.MULTILINE).group(1))  # type: ignore[union-attr]
+    idle = min(5_000, maxconn - 500)
+    assert idle > 4_096, config  # more than Serve's default would have let in at all
+    sockets = []
+    try:
+        for _ in range(idle):
+            connection = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+            connection.sendall(b"GET /healthz/ HT")  # a request line cut short, never finished
+            sockets.append(connection)
+        with httpx.Client(base_url=service.url, timeout=10) as client:
+            started = time.monotonic()
+            assert client.get("/healthz/").status_code == 200
+            keyed = client.get("/count/", headers={"Authorization": f"Bearer {E2E_API_KEY}"})
+            assert keyed.status_code == 200 and time.monotonic() - started < 10, keyed.text
+    finally:
+        for connection in sockets:
+            connection.close()
+
+
+def test_rays_token_and_haproxys_socket_are_the_service_users_alone(service: ServeInstance):
+    config = haproxy_config(service)
+    private = config.parents[2]  # <private>/hap/<node id>/haproxy.cfg (deployments.launch)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700, private
+    token = private / "ray-auth-token"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600 and len(token.read_text()) == 64
+    assert (config.parent / "admin.sock").is_socket()  # inside the private folder, not /tmp/haproxy-serve

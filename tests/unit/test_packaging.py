@@ -193,6 +193,25 @@ def test_launcher_switches_on_serves_haproxy_mode_and_its_binary_is_installed():
     assert Path(get_haproxy_binary()).is_file()
 
 
+def test_the_launcher_keeps_rays_token_and_haproxys_files_private(tmp_path, monkeypatch):
+    import resource
+
+    from deployments.launch import MAX_CONNECTIONS, haproxy_maxconn, private_environment
+
+    private = private_environment(tmp_path)
+    token = Path(private["RAY_AUTH_TOKEN_PATH"])
+    assert private["RAY_AUTH_MODE"] == "token" and token.stat().st_mode & 0o777 == 0o600
+    (tmp_path / "again").mkdir()
+    again = Path(private_environment(tmp_path / "again")["RAY_AUTH_TOKEN_PATH"])
+    assert len(token.read_text()) == 64 and token.read_text() != again.read_text()  # new at every start
+    assert all(Path(private[name]).is_relative_to(tmp_path) for name in private if name.startswith("RAY_SERVE_HAPROXY"))
+    # HAProxy refuses to start when it cannot get its file descriptors: maxconn follows the limit.
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1_024, 20_000))
+    assert haproxy_maxconn() == 6_666
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1_024, resource.RLIM_INFINITY))
+    assert haproxy_maxconn() == MAX_CONNECTIONS
+
+
 def test_the_image_carries_the_console_the_ingress_serves():
     copied = re.findall(r"^COPY (?:--\S+ )*(\S+) \./(\S+)$", DOCKERFILE, flags=re.MULTILINE)
     assert (CONSOLE_DIR.name, CONSOLE_DIR.name) in copied
