@@ -71,7 +71,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "The body is not valid JSON.",
         401: "unauthorized: the instance has an API key and the request lacks it or has another.",
         404: "not_found: no such document (GET /documents/{doc_id}) or no such route.",
-        403: "quota_exceeded: the write would exceed MAX_DOCS; nothing was stored.",
+        403: "quota_exceeded: the write would exceed MAX_DOCS; nothing was stored. read_only_key: the "
+        "request's key is API_KEY_READONLY, which opens searches and reads only.",
         413: "payload_too_large: the body is over the plan's max_body_bytes.",
         422: "A field is invalid or over the plan's limits; `field` names it.",
         429: "rate_limited: over the plan's requests or documents per second; wait `Retry-After` seconds.",
@@ -371,7 +372,10 @@ def create_api(service: TenantService) -> FastAPI:
     plan = service.settings.limits
     api.add_middleware(BodySizeLimitMiddleware, max_bytes=plan.max_body_bytes, plan_name=plan.name)
     api.add_middleware(RateLimitMiddleware, limiter=service.rate_limiter)
-    if service.settings.api_key is not None:
-        api.add_middleware(ApiKeyMiddleware, api_key=service.settings.api_key.get_secret_value())
+    settings = service.settings
+    if settings.api_key is not None:
+        full = [key.get_secret_value() for key in (settings.api_key, settings.api_key_next) if key is not None]
+        read = [settings.api_key_readonly.get_secret_value()] if settings.api_key_readonly is not None else []
+        api.add_middleware(ApiKeyMiddleware, full_keys=full, read_keys=read)
     api.add_middleware(TimingMiddleware)  # outermost: refusals are timed too
     return api

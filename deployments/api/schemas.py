@@ -429,6 +429,9 @@ class HealthResponse(BaseModel):
     count: int | None = Field(..., description="Documents stored; null while the store is unavailable.")
     quota: int = Field(..., description="MAX_DOCS: the most documents this tenant may store.")
     auth: str = Field(..., description="'api_key': every other route needs the key; 'open': no key is set.")
+    keys: list[str] = Field(
+        ..., description="Which keys are set (API_KEY, API_KEY_NEXT, API_KEY_READONLY), never their values."
+    )
     limits: PlanLimitsOut
     deployments: dict[str, DeploymentState]
 

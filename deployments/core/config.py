@@ -128,6 +128,16 @@ class Settings(BaseSettings):
         min_length=16,
         description="Key required by every route but /healthz/; unset: open (never in production).",
     )
+    api_key_next: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="A second full key, accepted beside API_KEY while clients change over to it (rotation).",
+    )
+    api_key_readonly: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="A key for reads only (search, get, list, count): for keys that ship in front ends.",
+    )
 
     @field_validator("tenant_id")
     @classmethod
@@ -156,6 +166,22 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path | None) -> Path | None:
         # Absolute now, so every replica finds the same folder whatever its working directory.
         return value.expanduser().resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _keys_consistent(self) -> "Settings":
+        others = {"API_KEY_NEXT": self.api_key_next, "API_KEY_READONLY": self.api_key_readonly}
+        if self.api_key is None and any(others.values()):
+            raise ValueError("API_KEY_NEXT and API_KEY_READONLY need API_KEY: without it the instance is open")
+        values = [key.get_secret_value() for key in (self.api_key, *others.values()) if key is not None]
+        if len(set(values)) != len(values):
+            raise ValueError("API_KEY, API_KEY_NEXT and API_KEY_READONLY must all differ")
+        return self
+
+    @property
+    def keys_set(self) -> list[str]:
+        """The names of the keys that are set (never their values): for /healthz/."""
+        keys = {"API_KEY": self.api_key, "API_KEY_NEXT": self.api_key_next, "API_KEY_READONLY": self.api_key_readonly}
+        return [name for name, key in keys.items() if key is not None]
 
     @model_validator(mode="after")
     def _dimension_matches_model(self) -> "Settings":

@@ -104,6 +104,13 @@ class StorageUnavailable(ServiceError):
         )
 
 
+class ReadOnlyKey(ServiceError):
+    """A read-only key on a route that writes."""
+
+    status_code = 403
+    error = "read_only_key"
+
+
 class InternalFailure(ServiceError):
     """A fault of ours, not the request's: the answer says so and the log has the traceback."""
 
