@@ -372,10 +372,9 @@ def create_api(service: TenantService) -> FastAPI:
     plan = service.settings.limits
     api.add_middleware(BodySizeLimitMiddleware, max_bytes=plan.max_body_bytes, plan_name=plan.name)
     api.add_middleware(RateLimitMiddleware, limiter=service.rate_limiter)
-    settings = service.settings
-    if settings.api_key is not None:
-        full = [key.get_secret_value() for key in (settings.api_key, settings.api_key_next) if key is not None]
-        read = [settings.api_key_readonly.get_secret_value()] if settings.api_key_readonly is not None else []
+    if keys := service.settings.api_keys:
+        read = [key for name, key in keys.items() if name == "API_KEY_READONLY"]
+        full = [key for name, key in keys.items() if name != "API_KEY_READONLY"]
         api.add_middleware(ApiKeyMiddleware, full_keys=full, read_keys=read)
     api.add_middleware(TimingMiddleware)  # outermost: refusals are timed too
     return api

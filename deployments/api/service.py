@@ -298,7 +298,7 @@ class TenantService:
             count=store_info["count"] if store_info else None,
             quota=settings.quota,
             auth="open" if settings.api_key is None else "api_key",
-            keys=settings.keys_set,
+            keys=list(settings.api_keys),
             limits=PlanLimitsOut(
                 **{name: getattr(settings.limits, name) for name in PlanLimitsOut.model_fields}
                 # the chunking settings in effect (they override the plan's)

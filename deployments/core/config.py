@@ -169,19 +169,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _keys_consistent(self) -> "Settings":
-        others = {"API_KEY_NEXT": self.api_key_next, "API_KEY_READONLY": self.api_key_readonly}
-        if self.api_key is None and any(others.values()):
+        keys = self.api_keys
+        if keys and "API_KEY" not in keys:
             raise ValueError("API_KEY_NEXT and API_KEY_READONLY need API_KEY: without it the instance is open")
-        values = [key.get_secret_value() for key in (self.api_key, *others.values()) if key is not None]
-        if len(set(values)) != len(values):
+        if len(set(keys.values())) != len(keys):
             raise ValueError("API_KEY, API_KEY_NEXT and API_KEY_READONLY must all differ")
         return self
 
     @property
-    def keys_set(self) -> list[str]:
-        """The names of the keys that are set (never their values): for /healthz/."""
+    def api_keys(self) -> dict[str, str]:
+        """The keys that are set, by variable name (API_KEY, API_KEY_NEXT, API_KEY_READONLY). Their
+        values are secrets: only the API-key middleware may hold them; /healthz/ shows the names."""
         keys = {"API_KEY": self.api_key, "API_KEY_NEXT": self.api_key_next, "API_KEY_READONLY": self.api_key_readonly}
-        return [name for name, key in keys.items() if key is not None]
+        return {name: key.get_secret_value() for name, key in keys.items() if key is not None}
 
     @model_validator(mode="after")
     def _dimension_matches_model(self) -> "Settings":
