@@ -78,14 +78,14 @@ def check_room(data_dir: Path, destination: Path) -> None:
 
 def prune(settings: Settings) -> list[Path]:
     """Remove this tenant's oldest snapshots past SNAPSHOTS_KEPT (and any left half-written by a
-    crash); returns what was removed. Oldest by when each was completed (its manifest, written last,
-    dates the folder: names give only the second)."""
+    crash); returns what was removed. Oldest first by name: snapshot_path's names sort by time."""
     folder = settings.persist_dir / SNAPSHOTS_DIR
     # Exactly snapshot_path's names: another tenant's ("default-eu-...") never matches.
-    named = re.compile(rf"{re.escape(settings.collection_name)}-\d{{8}}T\d{{6}}Z-[0-9a-f]+(\.partial)?")
+    # (Names made before microseconds were added, "...T070000Z-...", are pruned too.)
+    named = re.compile(rf"{re.escape(settings.collection_name)}-\d{{8}}T\d{{6}}(\.\d{{6}})?Z-[0-9a-f]+(\.partial)?")
     mine = [path for path in folder.iterdir() if named.fullmatch(path.name)] if folder.is_dir() else []
     partial = [path for path in mine if path.name.endswith(".partial")]
-    complete = sorted((path for path in mine if path not in partial), key=lambda path: path.stat().st_mtime_ns)
+    complete = sorted(path for path in mine if path not in partial)
     removed = partial + complete[: max(0, len(complete) - settings.snapshots_kept)]
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
@@ -93,8 +93,10 @@ def prune(settings: Settings) -> list[Path]:
 
 
 def snapshot_path(settings: Settings) -> Path:
-    """A new folder's path: the tenant's folder name, the time, and a suffix (two in one second differ)."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    """A new folder's path: the tenant's folder name, the time to the microsecond (names sort by
+    when they were taken: prune), and a random suffix (two taken at once still differ)."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
     return settings.persist_dir / SNAPSHOTS_DIR / f"{settings.collection_name}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
