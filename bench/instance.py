@@ -17,6 +17,7 @@ import psutil
 import yaml
 
 from bench.ports import free_port, port_is_free, side_ports
+from deployments.core.config import METRICS_PORT_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 300
@@ -71,7 +72,9 @@ class ServeInstance:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, **side_ports()}
+        # Ray's metrics export port too: the launcher would otherwise choose it in its own process,
+        # blind to the ports chosen here and not yet bound.
+        self.env = {**os.environ, **env, **side_ports(), METRICS_PORT_ENV: str(free_port())}
         shipped = yaml.safe_load((REPO / config).read_text())
         shipped["http_options"]["port"] = self.port
         shipped["logging_config"].update(logging_config or {})
