@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint unit e2e browser bench bench-backends soak eval clean
+.PHONY: run test lint unit e2e browser bench bench-backends soak eval faults clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ soak: $(STAMP)
 # ARGS="path/to/beir-folder" evaluates another BEIR data set. Never part of `make test`.
 eval: $(STAMP)
 	$(BIN)/python -m bench.eval $(ARGS)
+
+# The fault tests' long version: three kill -9 crashes of the whole service per run instead of one,
+# and the module RUNS times in a row (about 6 minutes a run), stopping at the first failure. Never part of `make test`.
+RUNS ?= 10
+faults: $(STAMP)
+	for run in $$(seq $(RUNS)); do echo "fault run $$run of $(RUNS)"; FAULT_CRASHES=3 $(BIN)/python -m pytest -x tests/e2e/test_faults.py || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

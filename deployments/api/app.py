@@ -10,13 +10,15 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployments.api.auth import ApiKeyMiddleware
+from deployments.api.auth import ApiKeyMiddleware, is_public
 from deployments.api.body_limit import BodySizeLimitMiddleware
 from deployments.api.console import CONSOLE_PATH, ConsoleFiles
 from deployments.api.errors import error_response, json_error
+from deployments.api.openai_embeddings import router as openai_router
 from deployments.api.rate_limits import RateLimitMiddleware
 from deployments.api.schemas import (
     BatchSearchRequest,
@@ -62,7 +64,8 @@ with `POST /get/` or `GET /documents/{id}`, page through them with `POST /list/`
 `POST /delete/`; `GET /healthz/` reports the instance; a browser console is at `/console/`.
 Errors are JSON: `{"error": "<name>", "message": "<what is wrong>", "field": "<path>"}`.
 When the instance has an API key, send it as `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
-on every route but `GET /healthz/` and the console's own page.
+on every route but `GET /healthz/` and the console's own page; on this page, **Authorize** takes it
+and sends it with every "Try it out".
 """
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -298,42 +301,44 @@ async def to_console() -> RedirectResponse:
 
 
 # The handlers are coroutines: Starlette runs a plain function handler in a worker thread.
-async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+# Each passes the request's scope on: under /v1/ the same error takes OpenAI's envelope (api.errors).
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return error_response(exc)
+    return error_response(exc, request.scope)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for error in exc.errors():
         if error["type"] == "json_invalid":
-            return error_response(MalformedBody(f"the body is not valid JSON: {error['msg']}"))
+            return error_response(MalformedBody(f"the body is not valid JSON: {error['msg']}"), request.scope)
         field = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
         problem = error["msg"].removeprefix("Value error, ")
         if field == "body":  # missing, not an object, or sent without a JSON content type
             problem = f"the body must be a JSON object sent with Content-Type: application/json ({problem})"
         problems.append((field, problem))
     message = "; ".join(f"{field}: {problem}" for field, problem in problems)
-    return error_response(InvalidRequest(message, field=problems[0][0]))
+    return error_response(InvalidRequest(message, field=problems[0][0]), request.scope)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors in the one error format: a body that is not UTF-8 (FastAPI's 400
     "There was an error parsing the body"), an unknown path (404), a wrong method (405)."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:  # FastAPI's "error parsing the body": its cause says which error
         if isinstance(exc.__cause__, RecursionError):
-            return error_response(MalformedBody("the body's JSON nests too deeply to be read"))
-        return error_response(MalformedBody("the body is not valid JSON: it is not UTF-8 text"))
+            return error_response(MalformedBody("the body's JSON nests too deeply to be read"), request.scope)
+        return error_response(MalformedBody("the body is not valid JSON: it is not UTF-8 text"), request.scope)
     error = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-    return json_error(exc.status_code, {"error": error, "message": str(exc.detail)}, exc.headers)
+    return json_error(exc.status_code, {"error": error, "message": str(exc.detail)}, exc.headers, request.scope)
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """A fault of ours still answers in the error model (Starlette then re-raises it, so Serve logs
     the traceback)."""
-    return error_response(InternalFailure(f"the request failed on the server ({type(exc).__name__}); it was logged"))
+    failure = InternalFailure(f"the request failed on the server ({type(exc).__name__}); it was logged")
+    return error_response(failure, request.scope)
 
 
 class TimingMiddleware:
@@ -354,8 +359,52 @@ class TimingMiddleware:
             metrics.request_seconds.observe(time.perf_counter() - started, tags={"route": route})
 
 
+# The API key as OpenAPI security schemes, so that /docs has an Authorize button and sends the key.
+# Documentation only, never a route's dependency: ApiKeyMiddleware checks the key before anything
+# else about the request is read, which a dependency could not.
+API_KEY_SCHEMES = (
+    HTTPBearer(
+        scheme_name="ApiKeyBearer",
+        description="The instance's API key as `Authorization: Bearer <key>`: API_KEY or API_KEY_NEXT for "
+        "every route, API_KEY_READONLY for searches and reads only. Needed when the instance has a key "
+        "(GET /healthz/ says so in `auth`).",
+        auto_error=False,
+    ),
+    APIKeyHeader(
+        name="X-API-Key",
+        scheme_name="ApiKeyHeader",
+        description="The same key as `X-API-Key: <key>`, instead of the Authorization header.",
+        auto_error=False,
+    ),
+)
+
+
+def document_api_key(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare the key's schemes and list them on every operation the middleware guards, as decided
+    by the middleware's own `is_public`: the document cannot call a route open that the key closes."""
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in API_KEY_SCHEMES:
+        schemes[scheme.scheme_name] = scheme.model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if not is_public({"type": "http", "method": method.upper(), "path": path}):
+                # Either scheme, or none ({}): the one document every instance serves (tests/fuzzing.py)
+                # describes an instance without a key too, which takes every request without one.
+                operation["security"] = [{scheme.scheme_name: []} for scheme in API_KEY_SCHEMES] + [{}]
+    return document
+
+
+class Api(FastAPI):
+    """FastAPI with the API key in its OpenAPI document (built once, when first asked for)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = document_api_key(super().openapi())
+        return self.openapi_schema
+
+
 def create_api(service: TenantService) -> FastAPI:
-    api = FastAPI(
+    api = Api(
         title="chromedb-instance",
         description=DESCRIPTION,
         version="1.0.0",
@@ -367,6 +416,7 @@ def create_api(service: TenantService) -> FastAPI:
     api.add_exception_handler(Exception, _unexpected_error)
     api.state.service = service
     api.include_router(router)
+    api.include_router(openai_router)  # POST /v1/embeddings (api.openai_embeddings)
     api.mount(CONSOLE_PATH, ConsoleFiles(), name="console")
     # The last added runs first: the key, then the request rate, then the body size, then the route.
     plan = service.settings.limits

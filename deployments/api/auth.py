@@ -71,7 +71,7 @@ class ApiKeyMiddleware:
         problem = (
             ReadOnlyKey(
                 "this key is read-only (API_KEY_READONLY): it may search, get, list and count; "
-                "writes, snapshots and metrics need the instance's full key",
+                "writes, snapshots, metrics and /v1/embeddings need the instance's full key",
                 field="Authorization",
             )
             if grants is False
@@ -82,4 +82,4 @@ class ApiKeyMiddleware:
                 field="Authorization",
             )
         )
-        await error_response(problem)(scope, receive, send)
+        await error_response(problem, scope)(scope, receive, send)

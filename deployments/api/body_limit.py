@@ -21,7 +21,7 @@ class BodySizeLimitMiddleware:
         if declared is not None:
             # The server delivers no more than Content-Length bytes, so the header alone decides.
             if declared.isdigit() and int(declared) > self._max_bytes:
-                await error_response(self._too_large(int(declared)))(scope, receive, send)
+                await error_response(self._too_large(int(declared)), scope)(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -33,7 +33,7 @@ class BodySizeLimitMiddleware:
                 return
             body += message.get("body", b"")
             if len(body) > self._max_bytes:
-                await error_response(self._too_large(len(body)))(scope, receive, send)
+                await error_response(self._too_large(len(body)), scope)(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break

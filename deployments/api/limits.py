@@ -20,6 +20,22 @@ def check_embed(request: EmbedRequest, plan: Plan) -> None:
         check_metadata(doc.metadata, plan, f"documents.{index}.metadata")
 
 
+def check_inputs(texts: list[str], plan: Plan, field: str = "input") -> None:
+    """Texts one POST /v1/embeddings embeds: as many and as long as /embed/'s documents may be,
+    since each costs the model what a document does."""
+    if len(texts) > plan.max_docs_per_request:
+        raise PlanLimitExceeded(
+            f"{len(texts)} inputs in one request; plan {plan.name!r} allows {plan.max_docs_per_request}: split it",
+            field=field,
+        )
+    for index, text in enumerate(texts):
+        if len(text) > plan.max_text_chars:
+            raise PlanLimitExceeded(
+                f"{field}[{index}] has {len(text)} characters; plan {plan.name!r} allows {plan.max_text_chars}",
+                field=field,
+            )
+
+
 def check_update(request: UpdateRequest, plan: Plan) -> None:
     check_count(len(request.documents), plan, "documents")
     for index, doc in enumerate(request.documents):

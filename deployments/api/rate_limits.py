@@ -31,13 +31,14 @@ class RateLimiter:
                 "allows no more: retry after the Retry-After header's seconds"
             )
 
-    def admit_documents(self, count: int) -> None:
-        """Charge `count` documents written or deleted; refuse the whole request if they don't fit."""
+    def admit_documents(self, count: int, field: str = "documents") -> None:
+        """Charge `count` documents written or deleted (or texts embedded); refuse the whole request
+        if they don't fit. `field`: the request's field that holds them."""
         if not self._windows.hit(self._documents, "documents", cost=count):
             raise RateLimited(
                 f"{count} more documents would exceed {self._plan.documents_per_s} documents in one second; "
                 f"plan {self._plan.name!r} allows no more: retry after the Retry-After header's seconds",
-                field="documents",
+                field=field,
             )
 
 
@@ -54,6 +55,6 @@ class RateLimitMiddleware:
             try:
                 self._limiter.admit_request()
             except RateLimited as exc:
-                await error_response(exc)(scope, receive, send)
+                await error_response(exc, scope)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

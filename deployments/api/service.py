@@ -163,6 +163,20 @@ class TenantService:
             np.concatenate([part.vectors for part in parts]), [cut for part in parts for cut in part.truncated]
         )
 
+    async def embeddings(self, texts: list[str]) -> tuple[Vectors, list[int]]:
+        """The model's vectors of `texts`, stored nowhere (POST /v1/embeddings), and how many tokens
+        the model read of each. From the Embedder's document lane, the one that made every stored
+        vector, so a text gets the very vector /embed/ stores for it; the Ingress's query model is a
+        second session on one thread for searches, which a thousand inputs would hold up."""
+        limits.check_inputs(texts, self.settings.limits)
+        self.rate_limiter.admit_documents(len(texts), field="input")  # each costs the model a document's run
+        embedded, counts = await asyncio.gather(
+            self._embed_documents(texts), asyncio.to_thread(self._tokenizer.token_counts, texts)
+        )
+        # Past its window the model reads a text's start only (as /embed/ does): that is what it used.
+        window = self._tokenizer.max_tokens
+        return embedded.vectors, [min(count, window) for count in counts]
+
     async def search(self, request: SearchRequest) -> SearchResponse:
         self._check_search(request)
         result = await self._search_batcher(request)

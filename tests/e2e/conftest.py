@@ -16,6 +16,7 @@ from bench.instance import ServeInstance
 E2E_TENANT = "e2e tenant/../ünïcode"
 E2E_QUOTA = 60
 E2E_API_KEY = "e2e-api-key-0123456789abcdef"
+INTEGRATION_API_KEY = "integration-api-key-0123456789abcdef"
 
 
 def service_logs(launcher_pids: list[int]) -> list[Path]:
@@ -60,6 +61,41 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]
             "PERSIST_DIR": str(workdir / "data"),
             "API_KEY": E2E_API_KEY,
         },
+    )
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def integration_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]:
+    """A second real service for the frameworks' own test suites (LangChain, Haystack, the OpenAI
+    client), which empty the store before each of their tests: never the shared one above, whose
+    documents other tests read. Started once, by the first test that asks for it."""
+    workdir = tmp_path_factory.mktemp("integrations")
+    instance = ServeInstance(
+        workdir,
+        {
+            "TENANT_ID": "integrations",
+            "PLAN": "pro",
+            "PERSIST_DIR": str(workdir / "data"),
+            "API_KEY": INTEGRATION_API_KEY,
+        },
+    )
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def open_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]:
+    """An instance without an API key, logging JSON with access lines (both off in the shipped
+    config): one service for the tests of an open instance and of structured logs."""
+    workdir = tmp_path_factory.mktemp("open")
+    instance = ServeInstance(
+        workdir,
+        {"TENANT_ID": "open", "PERSIST_DIR": str(workdir / "data")},
+        logging_config={"encoding": "JSON", "enable_access_log": True},
     )
     instance.start()
     yield instance

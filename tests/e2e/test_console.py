@@ -286,32 +286,26 @@ LIGHTHOUSE = "Every spring the lighthouse keeper painted the tower in red and wh
 
 
 def test_an_open_instance_asks_for_no_key_and_marks_the_chunk_that_matched(
-    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+    browser: Browser, open_service: ServeInstance
 ) -> None:
-    workdir = tmp_path_factory.mktemp("console-open")
-    instance = ServeInstance(workdir, {"TENANT_ID": "console open", "PERSIST_DIR": str(workdir / "data")})
-    instance.start()
-    try:
-        with console(browser, instance.url, "console open", "open-instance-chunking") as page:
-            expect(page.locator("#auth")).to_have_text("open (no API key set)")
-            expect(page.locator("#key-panel")).to_be_hidden()
+    with console(browser, open_service.url, "open", "open-instance-chunking") as page:
+        expect(page.locator("#auth")).to_have_text("open (no API key set)")
+        expect(page.locator("#key-panel")).to_be_hidden()
 
-            # Past the model's window (256 word pieces): stored whole, found by its last sentence.
-            long_text = " ".join(FILLER * 4 + [LIGHTHOUSE])
-            page.fill("#add-id", "long-document")
-            page.fill("#add-text", long_text)
-            page.check("#add-chunking")
-            page.click("#add-form button[type=submit]")
-            stored = "Stored long-document: 1 document in all."
-            expect(page.locator("#add-feedback")).to_have_text(stored, timeout=WAIT_MS)
+        # Past the model's window (256 word pieces): stored whole, found by its last sentence.
+        long_text = " ".join(FILLER * 4 + [LIGHTHOUSE])
+        page.fill("#add-id", "long-document")
+        page.fill("#add-text", long_text)
+        page.check("#add-chunking")
+        page.click("#add-form button[type=submit]")
+        stored = "Stored long-document: 1 document in all."
+        expect(page.locator("#add-feedback")).to_have_text(stored, timeout=WAIT_MS)
 
-            search(page, "who painted the lighthouse tower")
-            expect(page.locator("#search-feedback")).to_have_text("1 result (semantic).")
-            text = page.locator("#results > li .text")
-            expect(text).to_have_text(long_text)  # the whole document, the chunk marked inside it
-            marked = page.locator("#results > li .text mark").inner_text()
-            assert LIGHTHOUSE in marked and marked in long_text and not long_text.startswith(marked)
-            # The marked chunk is scrolled into view within the result's text box.
-            assert text.evaluate("box => box.scrollTop > 0 && box.scrollHeight > box.clientHeight")
-    finally:
-        instance.stop()
+        search(page, "who painted the lighthouse tower")
+        expect(page.locator("#search-feedback")).to_have_text("1 result (semantic).")
+        text = page.locator("#results > li .text")
+        expect(text).to_have_text(long_text)  # the whole document, the chunk marked inside it
+        marked = page.locator("#results > li .text mark").inner_text()
+        assert LIGHTHOUSE in marked and marked in long_text and not long_text.startswith(marked)
+        # The marked chunk is scrolled into view within the result's text box.
+        assert text.evaluate("box => box.scrollTop > 0 && box.scrollHeight > box.clientHeight")

@@ -57,6 +57,9 @@ QUERY_CHARS = 1500
 INDEX_FAILURE = re.compile(r"hnsw|segment reader|nothing found on disk|index.{0,40}(corrupt|fail)", re.IGNORECASE)
 # The store's own words when it finds a broken index at start and rebuilds it (a repair, not a failure).
 INDEX_REPAIR = re.compile(r"rebuilt from the stored texts|rebuilding the vector index|vector index rebuilt")
+# kill -9 of the whole service: once in `make test`; `make faults` (the long version) crashes it
+# FAULT_CRASHES=3 times per run, on an index bigger each time, and repeats the whole module.
+CRASHES = int(os.environ.get("FAULT_CRASHES", "1"))
 # Made-up words, so that texts are distinct and none is near another by chance.
 SYLLABLES = ["ba", "ko", "mi", "ru", "te", "sa", "no", "vi", "le", "da", "po", "gu", "zen", "fa", "hi", "lu"]
 WORDS = [a + b + c for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES]
@@ -458,7 +461,7 @@ def test_a_broken_index_found_at_start_is_moved_aside_and_rebuilt(tenant):
     assert not index_failures(tenant)
 
 
-@pytest.mark.parametrize("crash", [1, 2, 3])
+@pytest.mark.parametrize("crash", range(1, CRASHES + 1))
 def test_kill_9_of_the_whole_service_during_ingest_loses_no_acknowledged_write(tenant, crash):
     """Writers post /embed/ batches back to back; the whole service is killed with SIGKILL at a
     random moment (each crash another one, on a bigger index: chromadb can leave its HNSW files

@@ -34,10 +34,10 @@ def test_chunks_cover_the_text_with_the_overlap_asked(count, size, overlap):
     assert len(spans) == 1 + -(-(count - size) // (size - overlap))
 
 
-def test_spans_follow_the_real_tokenizer_offsets(tmp_path):
+def test_spans_follow_the_real_tokenizer_offsets(onnx_model_cache):
     from deployments.embedding.models import load_backend
 
-    backend = load_backend(load_settings(_env_file=None, embed_backend="onnx", model_cache_dir=tmp_path))
+    backend = load_backend(load_settings(_env_file=None, embed_backend="onnx", model_cache_dir=onnx_model_cache))
     text = "Résumé: " + "The mitochondria produce ATP through oxidative phosphorylation. " * 60
     (spans,) = chunk_texts(backend, [text], 200, 40)
     assert len(spans) > 3 and spans[-1][1] == len(text)

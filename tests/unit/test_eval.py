@@ -28,9 +28,9 @@ def test_overlap_is_the_share_of_the_exact_top_k_found():
     assert overlap_at({"q": ["x", "a", "c", "y"]}, exact, 4) == 0.5
 
 
-def test_the_onnx_backend_is_still_the_published_model_on_sts_benchmark(tmp_path: Path):
+def test_the_onnx_backend_is_still_the_published_model_on_sts_benchmark(onnx_model_cache: Path):
     folder = EVAL_DIR / "stsbenchmark"
     if not (folder / "sts-test.csv").is_file():
         pytest.skip(f"STS Benchmark not found at {folder} (../shared/eval is absent on this machine)")
-    backend = load_backend(load_settings(_env_file=None, embed_backend="onnx", model_cache_dir=tmp_path))
+    backend = load_backend(load_settings(_env_file=None, embed_backend="onnx", model_cache_dir=onnx_model_cache))
     assert sts_spearman(backend, folder) == pytest.approx(PUBLISHED_STS, abs=STS_TOLERANCE)
