@@ -84,11 +84,10 @@ class TenantService:
         limits.check_embed(request, self.settings.limits)
         for index, doc in enumerate(request.documents):
             self._check_dimension(doc.embedding, f"documents.{index}.embedding")
-        self.rate_limiter.admit_documents(len(request.documents))
         ids = [doc.id or uuid.uuid4().hex for doc in request.documents]
         texts = [doc.text for doc in request.documents]
         supplied = [doc.embedding for doc in request.documents]
-        async with self._writes.admit():
+        async with self._writes.admit(charge=lambda: self.rate_limiter.admit_documents(len(ids))):
             # One store read before the model runs at all: a write past the quota is refused here, not
             # after its embedding (the upsert checks again, atomically), and unchanged texts keep their vectors.
             stored = await self._store.stored_vectors(ids, texts)
@@ -255,10 +254,9 @@ class TenantService:
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         limits.check_update(request, self.settings.limits)
-        self.rate_limiter.admit_documents(len(request.documents))
         ids = [document.id for document in request.documents]
         metadatas = [document.metadata for document in request.documents]
-        async with self._writes.admit():
+        async with self._writes.admit(charge=lambda: self.rate_limiter.admit_documents(len(ids))):
             return UpdateResponse(updated=await self._store.update_metadata(ids, metadatas))
 
     async def snapshot(self) -> SnapshotResponse:
@@ -278,10 +276,10 @@ class TenantService:
     async def delete(self, request: DeleteRequest) -> DeleteResponse:
         if request.ids is None:
             return await self._delete_matching(request)
-        limits.check_ids(request.ids, self.settings.limits)
-        self.rate_limiter.admit_documents(len(request.ids))
-        async with self._writes.admit():
-            deleted, count = await self._store.delete(request.ids)
+        ids = request.ids
+        limits.check_ids(ids, self.settings.limits)
+        async with self._writes.admit(charge=lambda: self.rate_limiter.admit_documents(len(ids))):
+            deleted, count = await self._store.delete(ids)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def _delete_matching(self, request: DeleteRequest) -> DeleteResponse:
@@ -291,8 +289,7 @@ class TenantService:
         most = self.settings.limits.max_docs_per_request
         filters = (request.where, request.where_document)
         matching = await self._store.count_matching(*filters, most)
-        self.rate_limiter.admit_documents(min(matching, most))
-        async with self._writes.admit():
+        async with self._writes.admit(charge=lambda: self.rate_limiter.admit_documents(min(matching, most))):
             deleted, count = await self._store.delete_where(*filters, most)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 

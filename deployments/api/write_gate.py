@@ -10,7 +10,7 @@ rest of the Ingress's and the store's slots.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from deployments.core.errors import ServiceUnavailable
@@ -30,21 +30,22 @@ class WriteGate:
         self._waiting = 0
 
     @asynccontextmanager
-    async def admit(self) -> AsyncIterator[None]:
-        """Run the write inside this: it waits its turn, or is refused (503) when the queue is full."""
-        if self._slots.locked():
-            if self._waiting >= self._most_waiting:
-                raise ServiceUnavailable(
-                    f"{self._most_waiting} writes are already waiting for this instance; nothing of this one "
-                    "was done: retry after a second (searches are not affected)"
-                )
-            self._waiting += 1
-            try:
-                await self._slots.acquire()
-            finally:
-                self._waiting -= 1
-        else:
+    async def admit(self, charge: Callable[[], None] = lambda: None) -> AsyncIterator[None]:
+        """Run the write inside this: it waits its turn, or is refused (503) when the queue is full.
+        `charge` (the plan's rate limits) runs once the write is let in or queued, before it waits:
+        a write refused here costs the tenant none of its documents per second, and one the rate
+        limits refuse never takes a place in the queue."""
+        if self._slots.locked() and self._waiting >= self._most_waiting:
+            raise ServiceUnavailable(
+                f"{self._most_waiting} writes are already waiting for this instance; nothing of this one "
+                "was done: retry after a second (searches are not affected)"
+            )
+        charge()
+        self._waiting += 1  # acquire() returns at once, without yielding, while a slot is free
+        try:
             await self._slots.acquire()
+        finally:
+            self._waiting -= 1
         try:
             yield
         finally:

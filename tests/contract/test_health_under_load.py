@@ -82,3 +82,26 @@ def test_writes_past_the_gate_are_refused_at_once_and_reads_go_on(gated):
         release.set()
         assert first.result().status_code == second.result().status_code == 200
     assert client.get("/count/").json()["count"] == 3  # the refused write stored nothing
+
+
+def test_a_write_the_gate_refuses_is_not_charged_to_the_plans_documents_per_second(gated, monkeypatch):
+    """The plan's documents/s is charged only for writes let in or queued: a burst the gate turns
+    away leaves the tenant's rate budget as it was."""
+    client, release = gated
+    limiter = client.app.state.service.rate_limiter
+    charged: list[int] = []
+    admit = limiter.admit_documents
+    monkeypatch.setattr(limiter, "admit_documents", lambda count, **kw: (charged.append(count), admit(count, **kw)))
+    gate = client.app.state.service._writes
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/embed/", json=embed("first"))
+        second = pool.submit(client.post, "/embed/", json=embed("second", "third"))
+        deadline = time.monotonic() + 30
+        while not (gate._slots.locked() and gate._waiting == 1):
+            assert time.monotonic() < deadline and not first.done() and not second.done()
+            time.sleep(0.01)
+        refused = client.post("/embed/", json=embed(*[f"refused-{n}" for n in range(5)]))
+        assert refused.status_code == 503, refused.text
+        release.set()
+        assert first.result().status_code == second.result().status_code == 200
+    assert sorted(charged) == [1, 2]  # the refused write's five documents were never charged

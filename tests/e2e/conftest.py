@@ -49,22 +49,22 @@ def patient_client(url: str, **options: Any) -> httpx.Client:
     return httpx.Client(base_url=url, transport=PatientTransport(), **options)
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]:
-    workdir = tmp_path_factory.mktemp("serve")
-    instance = ServeInstance(
-        workdir,
-        {
-            "TENANT_ID": E2E_TENANT,
-            "PLAN": "starter",
-            "MAX_DOCS": str(E2E_QUOTA),
-            "PERSIST_DIR": str(workdir / "data"),
-            "API_KEY": E2E_API_KEY,
-        },
-    )
+def running_instance(
+    tmp_path_factory: pytest.TempPathFactory, tenant: str, env: dict[str, str], **options: Any
+) -> Iterator[ServeInstance]:
+    """A started instance for `tenant` on a data folder of its own, stopped when the fixture ends;
+    `options`: ServeInstance's changes to the shipped config."""
+    workdir = tmp_path_factory.mktemp("instance")
+    instance = ServeInstance(workdir, {"TENANT_ID": tenant, "PERSIST_DIR": str(workdir / "data"), **env}, **options)
     instance.start()
     yield instance
     instance.stop()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]:
+    env = {"PLAN": "starter", "MAX_DOCS": str(E2E_QUOTA), "API_KEY": E2E_API_KEY}
+    yield from running_instance(tmp_path_factory, E2E_TENANT, env)
 
 
 @pytest.fixture(scope="session")
@@ -72,34 +72,16 @@ def integration_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     """A second real service for the frameworks' own test suites (LangChain, Haystack, the OpenAI
     client), which empty the store before each of their tests: never the shared one above, whose
     documents other tests read. Started once, by the first test that asks for it."""
-    workdir = tmp_path_factory.mktemp("integrations")
-    instance = ServeInstance(
-        workdir,
-        {
-            "TENANT_ID": "integrations",
-            "PLAN": "pro",
-            "PERSIST_DIR": str(workdir / "data"),
-            "API_KEY": INTEGRATION_API_KEY,
-        },
-    )
-    instance.start()
-    yield instance
-    instance.stop()
+    yield from running_instance(tmp_path_factory, "integrations", {"PLAN": "pro", "API_KEY": INTEGRATION_API_KEY})
 
 
 @pytest.fixture(scope="session")
 def open_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]:
     """An instance without an API key, logging JSON with access lines (both off in the shipped
     config): one service for the tests of an open instance and of structured logs."""
-    workdir = tmp_path_factory.mktemp("open")
-    instance = ServeInstance(
-        workdir,
-        {"TENANT_ID": "open", "PERSIST_DIR": str(workdir / "data")},
-        logging_config={"encoding": "JSON", "enable_access_log": True},
+    yield from running_instance(
+        tmp_path_factory, "open", {}, logging_config={"encoding": "JSON", "enable_access_log": True}
     )
-    instance.start()
-    yield instance
-    instance.stop()
 
 
 @pytest.fixture
