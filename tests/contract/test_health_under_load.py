@@ -91,7 +91,12 @@ def test_a_write_the_gate_refuses_is_not_charged_to_the_plans_documents_per_seco
     limiter = client.app.state.service.rate_limiter
     charged: list[int] = []
     admit = limiter.admit_documents
-    monkeypatch.setattr(limiter, "admit_documents", lambda count, **kw: (charged.append(count), admit(count, **kw)))
+
+    def counted(count, **options):
+        charged.append(count)
+        admit(count, **options)
+
+    monkeypatch.setattr(limiter, "admit_documents", counted)
     gate = client.app.state.service._writes
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(client.post, "/embed/", json=embed("first"))
