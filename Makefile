@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m deployments.launch serve_config.yaml
 
-# The side-by-side benchmark (11 minutes warm on 2 cores; a cold .bench-cache/ first embeds ~95,000 documents in-process, 36 minutes on 2026-12-03, then indexes them); it
+# The side-by-side benchmark (40 minutes warm on 2 cores on 2026-12-03; a cold .bench-cache/ first embeds ~95,000 documents in-process, 36 minutes on 2026-12-03, then indexes them); it
 # rewrites the README's Performance table. Never part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
