@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from deployments.api.auth import ApiKeyMiddleware, is_public
 from deployments.api.body_limit import BodySizeLimitMiddleware
 from deployments.api.console import CONSOLE_PATH, ConsoleFiles
+from deployments.api.dependencies import ServiceDep
 from deployments.api.errors import error_response, json_error
 from deployments.api.openai_embeddings import router as openai_router
 from deployments.api.rate_limits import RateLimitMiddleware
@@ -85,13 +86,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def get_service(request: Request) -> TenantService:
-    # async: FastAPI runs a plain function dependency in a worker thread, a hop per request.
-    service: TenantService = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[TenantService, Depends(get_service)]
 router = APIRouter()
 
 

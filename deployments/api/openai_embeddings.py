@@ -11,13 +11,13 @@ import base64
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StrictStr, WithJsonSchema
 
+from deployments.api.dependencies import ServiceDep
 from deployments.api.errors import OPENAI_PREFIX
 from deployments.api.schemas import _not_blank
-from deployments.api.service import TenantService
 from deployments.core.config import BUNDLED_MODEL_NAMES, Settings
 from deployments.core.errors import InvalidRequest
 from deployments.core.types import Vectors
@@ -188,16 +188,10 @@ def encoded(vector: Vectors, encoding_format: str) -> list[float] | str:
     return values
 
 
-async def _service(request: Request) -> TenantService:
-    # async: FastAPI runs a plain function dependency in a worker thread, a hop per request.
-    service: TenantService = request.app.state.service
-    return service
-
-
 router = APIRouter()
 
 
-async def create_embeddings(body: EmbeddingsRequest, service: Annotated[TenantService, Depends(_service)]) -> Response:
+async def create_embeddings(body: EmbeddingsRequest, service: ServiceDep) -> Response:
     """OpenAI's embeddings API: the model's vectors of `input` (a text or a list of texts), stored
     nowhere, in the order given, with the tokens the model read as `usage`. The vectors are those
     `POST /embed/` stores for the same texts. `model` must be the instance's MODEL_NAME; errors come
