@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint unit e2e browser bench bench-backends soak eval faults clean
+.PHONY: run test lint unit e2e browser bench bench-compare bench-backends soak eval faults clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ run: $(STAMP)
 # rewrites the README's Performance table. Never part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+
+# Git revisions side by side, alternated in one run (REVS="main ."; "." is this checkout as it is):
+# search latency, searches/s and CPU per search by process. About 2 minutes per revision per round
+# (ARGS="--rounds N", default 3). Never part of `make test`.
+bench-compare: $(STAMP)
+	$(BIN)/python -m bench.compare $(REVS) $(ARGS)
 
 # The embedding backends' speed side by side (onnx, onnx-int8; a few minutes). Never part of `make test`.
 bench-backends: $(STAMP)

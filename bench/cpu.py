@@ -4,6 +4,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -42,6 +43,10 @@ class CpuUse:
 
     seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = float("nan")
+    # The share of the machine's CPU time its hypervisor gave to other guests meanwhile: on a
+    # shared host the same work costs more CPU seconds when it is high, so figures of two runs
+    # compare only at a like steal (the same run's baselines do not have this problem).
+    steal: float = float("nan")
 
     @property
     def cores(self) -> float:
@@ -58,8 +63,20 @@ def cpu_use(session: int | None) -> Iterator[CpuUse]:
     if session is None:
         yield use
         return
-    before, started = cpu_by_role(session), time.perf_counter()
+    before, started, machine_before = cpu_by_role(session), time.perf_counter(), psutil.cpu_times()
     yield use
-    after = cpu_by_role(session)
+    after, machine_after = cpu_by_role(session), psutil.cpu_times()
     use.wall_s = time.perf_counter() - started
     use.seconds = {name: after[name] - before[name] for name in ROLES}
+    use.steal = steal_share(machine_before, machine_after)
+
+
+def steal_share(before: Any, after: Any) -> float:
+    """The share of all CPU time between two psutil.cpu_times() that went to other guests."""
+    total = _all_time(after) - _all_time(before)
+    return (after.steal - before.steal) / total if total > 0 else float("nan")
+
+
+def _all_time(times: Any) -> float:
+    # Linux counts a guest's own guest time inside user (and guest_nice inside nice): not twice.
+    return float(sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0))

@@ -64,18 +64,21 @@ class ServeInstance:
         deployments: dict[str, dict[str, Any]] | None = None,
         logging_config: dict[str, Any] | None = None,
         args: dict[str, Any] | None = None,
+        repo: Path = REPO,
     ) -> None:
         """`env`: the tenant's settings (over this process's environment); `deployments`: options
         to change in the shipped `config`, by deployment name; `logging_config`: entries to change
         in its logging_config; `args`: entries to change in the application's `args` (app.GraphArgs).
-        The port is the only other change."""
+        The port is the only other change. `repo`: the checkout whose code and config run (another
+        revision's worktree for bench.compare)."""
         self.workdir = workdir
+        self.repo = repo
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Ray's metrics export port too: the launcher would otherwise choose it in its own process,
         # blind to the ports chosen here and not yet bound.
         self.env = {**os.environ, **env, **side_ports(), METRICS_PORT_ENV: str(free_port())}
-        shipped = yaml.safe_load((REPO / config).read_text())
+        shipped = yaml.safe_load((repo / config).read_text())
         shipped["http_options"]["port"] = self.port
         shipped["logging_config"].update(logging_config or {})
         application = shipped["applications"][0]
@@ -94,7 +97,7 @@ class ServeInstance:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "deployments.launch", str(self.config_path)],
-                cwd=REPO,
+                cwd=self.repo,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
