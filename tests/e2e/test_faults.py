@@ -242,6 +242,13 @@ def assert_nothing_acknowledged_is_lost(tenant: Tenant, sample: int = 48) -> Non
     tenant.last_batches.clear()
 
 
+def stop_lines(tenant: Tenant) -> list[str]:
+    """The launcher's line about each of its stops so far (its log holds every start of this tenant)."""
+    return [
+        line for line in tenant.instance.log_path.read_text().splitlines() if "chromedb-instance: stopping:" in line
+    ]
+
+
 def index_lines(tenant: Tenant, pattern: re.Pattern[str]) -> list[str]:
     """Lines matching `pattern` in the launcher's log and every replica's log of every launcher
     this tenant has had."""
@@ -372,10 +379,12 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0_with_the_data_on_di
     embedded. That request still completes with a 200 (it is well inside the launcher's
     DRAIN_TIMEOUT_S, even on a busy machine); requests sent after the signal get an answer (200 or
     a JSON 503) or a refused connection, never a 500, a hang or a connection dropped mid-request;
-    the launcher exits 0 within EXIT_TIMEOUT_S; a restart on the same folder has every
+    an idle keep-alive connection (as every client's pool holds) does not hold the drain until its
+    timeout; the launcher exits 0 within EXIT_TIMEOUT_S; a restart on the same folder has every
     acknowledged document, the in-flight one's included."""
     process = tenant.instance.process
     assert process is not None
+    stops_before = stop_lines(tenant)
     # About 3 s of embedding on 2 idle cores: a request that may outlast DRAIN_TIMEOUT_S is rightly
     # cut off by a stop (README: Reliability), so it must not be the one this test sends.
     slow_docs = documents("sigterm-inflight", 24, random.Random("sigterm"), words=300)
@@ -388,7 +397,8 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0_with_the_data_on_di
                 after.append(post(client, "/search/", {"query": "a question asked during shutdown"}))
                 time.sleep(0.25)
 
-    with ThreadPoolExecutor(2) as pool, tenant.client() as client:
+    with ThreadPoolExecutor(2) as pool, tenant.client() as client, tenant.client() as idle:
+        assert idle.get("/count/").status_code == 200  # its connection stays open, idle, from here on
         slow = pool.submit(post, client, "/embed/", {"documents": slow_docs})
         wait_until_embedding_documents(tenant, slow)
         process.send_signal(signal.SIGTERM)
@@ -413,6 +423,8 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0_with_the_data_on_di
     assert in_flight.status == 200, f"the request in flight: {in_flight}\n{log}"
     assert in_flight.started + in_flight.seconds > signalled, f"answered before the signal: {in_flight}"
     assert code == 0, f"the launcher {'still ran' if code is None else f'exited {code}'} after {exited:.1f}s\n{log}"
+    (stopped_how,) = stop_lines(tenant)[len(stops_before) :]
+    assert "HAProxy drained in" in stopped_how, f"the drain waited for the idle connection: {stopped_how}"
     bad = unexpected(after, {200, 503, "ConnectError"})
     assert not bad, f"requests after SIGTERM, neither answered nor refused: {bad[:5]}\n{log}"
     assert not survivors, f"processes outlived a clean stop: {survivors}"
