@@ -11,12 +11,14 @@ import httpx
 import pytest
 
 from bench.instance import ServeInstance
+from chromedb_client import Client
 
 # A tenant id with a path, spaces and unicode, to prove any id the platform sends is safe.
 E2E_TENANT = "e2e tenant/../ünïcode"
 E2E_QUOTA = 60
 E2E_API_KEY = "e2e-api-key-0123456789abcdef"
 INTEGRATION_API_KEY = "integration-api-key-0123456789abcdef"
+PAGE = 1_000  # the integration service's plan (pro) takes this many ids per request
 
 
 def service_logs(launcher_pids: list[int]) -> list[Path]:
@@ -70,9 +72,20 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]
 @pytest.fixture(scope="session")
 def integration_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeInstance]:
     """A second real service for the frameworks' own test suites (LangChain, Haystack, the OpenAI
-    client), which empty the store before each of their tests: never the shared one above, whose
-    documents other tests read. Started once, by the first test that asks for it."""
+    client) and the evaluation, which empty the store before each of their tests (`emptied`):
+    never the shared one above, whose documents other tests read. Started once, by the first test
+    that asks for it."""
     yield from running_instance(tmp_path_factory, "integrations", {"PLAN": "pro", "API_KEY": INTEGRATION_API_KEY})
+
+
+def emptied(client: Client) -> Client:
+    """`integration_service` is shared by the frameworks' suites and the evaluation: each test
+    starts from no documents at all."""
+    ids = [document.id for document in client.iter_documents(page_size=PAGE, include=())]
+    for start in range(0, len(ids), PAGE):
+        client.delete(ids[start : start + PAGE])
+    assert client.count()[0] == 0
+    return client
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""`make eval` end to end on a slice of SciFact: `python -m bench.eval` starts its own service,
-ingests through /embed/, searches through /search/ in every mode and reads vectors back with /get/.
-The full run (all 5,183 documents, the published-score checks) is `make eval`."""
+"""`make eval` end to end on a slice of SciFact: `python -m bench.eval --url` ingests into a real
+service (`integration_service`, emptied first) through /embed/, searches through /search/ in every
+mode and reads vectors back with /get/. The full run (all 5,183 documents, the published-score
+checks, a service of its own) is `make eval`."""
 
 import json
 import random
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench import eval as evaluation
+from chromedb_client import Client
+from tests.e2e.conftest import INTEGRATION_API_KEY, emptied
 
 pytestmark = pytest.mark.e2e
 
@@ -39,13 +42,16 @@ def slice_of_scifact(folder: Path) -> Path:
     return folder
 
 
-def test_make_eval_runs_through_the_http_api(tmp_path, capsys, onnx_model_cache):
+def test_make_eval_runs_through_the_http_api(tmp_path, capsys, onnx_model_cache, integration_service):
     if not (SCIFACT / "corpus.jsonl").is_file():
         pytest.skip(f"SciFact not found at {SCIFACT} (../shared/eval is absent on this machine)")
     data = slice_of_scifact(tmp_path / "scifact-slice")
     # Without the STS check and the int8 backend's exact-search row (each embeds everything again in
     # this process; `make eval` runs both): this is the HTTP path, not the published scores.
     options = ["--no-readme", "--sts", str(tmp_path / "none"), "--exact-backends", ""]
+    with Client(integration_service.url, api_key=INTEGRATION_API_KEY, timeout=60) as client:
+        emptied(client)
+    options += ["--url", integration_service.url, "--api-key", INTEGRATION_API_KEY]
     code = evaluation.main([str(data), *options, "--cache-dir", str(onnx_model_cache.parent)])
     out = capsys.readouterr().out
     ndcg = {label: float(value) for label, value in ROW.findall(out)}

@@ -12,21 +12,10 @@ from langchain_tests.integration_tests import VectorStoreIntegrationTests
 from bench.instance import ServeInstance
 from chromedb_client import Client
 from chromedb_client.langchain import ChromedbVectorStore
-from tests.e2e.conftest import INTEGRATION_API_KEY
+from tests.e2e.conftest import INTEGRATION_API_KEY, emptied
 
 # The suite's async tests are coroutines; anyio's pytest plugin runs them (on asyncio).
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
-
-PAGE = 1_000  # the integration service's plan (pro) takes this many ids per request
-
-
-def emptied(client: Client) -> Client:
-    """The service is shared with the other frameworks' suites: start from no documents at all."""
-    ids = [document.id for document in client.iter_documents(page_size=PAGE, include=())]
-    for start in range(0, len(ids), PAGE):
-        client.delete(ids[start : start + PAGE])
-    assert client.count()[0] == 0
-    return client
 
 
 @pytest.fixture
