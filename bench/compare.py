@@ -25,7 +25,7 @@ import httpx
 from bench import measure
 from bench.cpu import DEPLOYMENTS, HAPROXY, RAY, cpu_use
 from bench.instance import REPO, ServeInstance
-from bench.targets import TOP_K, batches
+from bench.targets import batches, http_search
 from bench.workload import Passage, read_scifact
 
 WARM_UP_QUERIES = 20
@@ -90,14 +90,7 @@ def measure_once(tree: Path, cache: Path, args: argparse.Namespace, passages: li
                     client.post("/embed/", json={"documents": documents}).raise_for_status()
 
             def make_search() -> measure.SearchFn:
-                client = httpx.Client(base_url=instance.url, timeout=60)
-
-                def search(query: str) -> list[str]:
-                    response = client.post("/search/", json={"query": query, "top_k": TOP_K})
-                    response.raise_for_status()
-                    return [hit["id"] for hit in response.json()["results"]]
-
-                return search
+                return http_search(instance.url)
 
             search = make_search()
             for query in queries[:WARM_UP_QUERIES]:

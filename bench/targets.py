@@ -58,6 +58,18 @@ def stop(process: subprocess.Popen[bytes] | None) -> None:
     process.wait()
 
 
+def http_search(url: str) -> SearchFn:
+    """A client of its own (one connection) searching the service at `url` through /search/."""
+    client = httpx.Client(base_url=url, timeout=60)
+
+    def search(query: str) -> list[str]:
+        response = client.post("/search/", json={"query": query, "top_k": TOP_K})
+        response.raise_for_status()
+        return [hit["id"] for hit in response.json()["results"]]
+
+    return search
+
+
 class Service:
     """The product: `python -m deployments.launch` (`serve run` on the shipped config) over HTTP."""
 
@@ -92,14 +104,7 @@ class Service:
             list(pool.map(send, batches(passages, batch_size)))
 
     def make_search(self) -> SearchFn:
-        client = httpx.Client(base_url=self.url, timeout=60)
-
-        def search(query: str) -> list[str]:
-            response = client.post("/search/", json={"query": query, "top_k": TOP_K})
-            response.raise_for_status()
-            return [hit["id"] for hit in response.json()["results"]]
-
-        return search
+        return http_search(self.url)
 
     def stop(self) -> None:
         self.instance.stop()
