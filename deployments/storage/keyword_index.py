@@ -7,8 +7,9 @@ alike (nDCG@10 68.2-68.7), but at 100,000 documents a tantivy query takes about 
 chromadb and tantivy cannot share a transaction, so every write is bracketed: the ids about to
 change are committed to this index as *pending* first, chromadb writes, then this index takes the
 ids' texts as chromadb now holds them and clears the mark in one commit. A crash in between
-leaves the mark, and the next start re-reads those ids from chromadb. An index that is missing,
-unreadable or holds a different number of documents than chromadb is rebuilt from the stored texts.
+leaves the mark, and the next start re-reads those ids from chromadb. An index that is missing or
+unreadable, or whose ids are not chromadb's (it missed writes: restored from an older copy, say), is
+brought in step at start from the stored texts.
 """
 
 import json
@@ -55,6 +56,12 @@ class KeywordIndex:
     def count(self) -> int:
         """Documents indexed (the pending mark is not one)."""
         return self._index.searcher().num_docs - len(self._pending_docs())
+
+    def ids(self) -> list[str]:
+        """Every indexed document's id (about 0.2 s per 100,000 here)."""
+        searcher = self._index.searcher()
+        hits = searcher.search(tantivy.Query.all_query(), max(1, searcher.num_docs)).hits
+        return [id_ for id_ in (searcher.doc(address)["id"][0] for _, address in hits) if id_ != PENDING_ID]
 
     def pending(self) -> list[str]:
         """Ids whose write may have happened in chromadb and not here (a crash in between)."""
