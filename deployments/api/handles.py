@@ -27,7 +27,7 @@ class EmbedderCalls:
         self._handle = handle
 
     async def embed(self, texts: list[str]) -> Embedded:
-        embedded: Embedded = await send(EMBEDDER, self._handle.embed, texts)
+        embedded: Embedded = await send(EMBEDDER, self._handle.embed, texts, writes=False)
         return embedded
 
     async def embed_queries(self, texts: list[str]) -> Vectors:

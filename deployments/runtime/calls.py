@@ -3,12 +3,14 @@ waits without bound for a replica that is not there.
 
 Reads, which take milliseconds, may be abandoned at any point (they change nothing). A write, or
 an embedding of documents (seconds), may only be abandoned before it reaches a replica: once it is
-there it is awaited to its end, so a 503 always means "nothing was stored", and a stuck write is
-the store's health check's business (ChromaStore.check_health).
+there it is awaited to its end, so a 503 means "nothing was stored" unless it says otherwise: a
+store replica that dies while it holds a write may have committed it, and its 503 says the
+outcome is unknown. A stuck write is the store's health check's business (ChromaStore.check_health).
 """
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from ray.exceptions import RayActorError, RayTaskError
@@ -43,8 +45,18 @@ def _timed_out(deployment: str, timeout_s: float, doing: str) -> ServiceUnavaila
     )
 
 
-async def call(deployment: str, response: Any) -> Any:
-    """Await a handle call, re-raising our own errors as themselves and Ray's as a 503."""
+def _lost_with_write(deployment: str, exc: BaseException) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"the {deployment} replica was lost while it ran this write ({type(exc).__name__}): it may or may "
+        "not have been stored. Read the ids back, or send it again (a write by id is safe to repeat)"
+    )
+
+
+async def call(
+    deployment: str, response: Any, unavailable: Callable[[str, BaseException], ServiceUnavailable] = _unavailable
+) -> Any:
+    """Await a handle call, re-raising our own errors as themselves and Ray's as a 503 made by
+    `unavailable(deployment, exc)`."""
     try:
         return await response
     except RayTaskError as exc:
@@ -52,7 +64,7 @@ async def call(deployment: str, response: Any) -> Any:
             raise exc.cause from None
         raise
     except _RAY_UNAVAILABLE as exc:
-        raise _unavailable(deployment, exc) from None
+        raise unavailable(deployment, exc) from None
 
 
 async def read(deployment: str, response: Any, timeout_s: float | None = None) -> Any:
@@ -66,10 +78,10 @@ async def read(deployment: str, response: Any, timeout_s: float | None = None) -
         raise _timed_out(deployment, timeout_s, "answer") from None
 
 
-async def send(deployment: str, method: Any, *args: Any) -> Any:
+async def send(deployment: str, method: Any, *args: Any, writes: bool = True) -> Any:
     """Call `method` (a handle's method, e.g. `store.upsert`) with `args`, for a call that changes
-    data or may take long: it is handed to a replica within HANDOVER_TIMEOUT_S or refused with a
-    503, never sent; once handed over it is awaited to its end (Serve's choose_replica/dispatch)."""
+    data (`writes`) or may take long: it is handed to a replica within HANDOVER_TIMEOUT_S or refused
+    with a 503, never sent; once handed over it is awaited to its end (Serve's choose_replica/dispatch)."""
     if not hasattr(method, "choose_replica"):  # an in-process stand-in (contract tests): no replica to wait for
         return await call(deployment, method.remote(*args))
     async with contextlib.AsyncExitStack() as held:
@@ -80,4 +92,4 @@ async def send(deployment: str, method: Any, *args: Any) -> Any:
             raise _timed_out(deployment, HANDOVER_TIMEOUT_S, "take the write") from None
         except _RAY_UNAVAILABLE as exc:
             raise _unavailable(deployment, exc) from None
-        return await call(deployment, method.dispatch(chosen, *args))
+        return await call(deployment, method.dispatch(chosen, *args), _lost_with_write if writes else _unavailable)

@@ -2,6 +2,7 @@
 its answers, and its errors turned into ours (a full disk, a missing vector, a bad filter)."""
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
@@ -9,7 +10,13 @@ from typing import Any, cast
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.errors import InternalError, InvalidArgumentError
 
-from deployments.core.errors import InvalidFilter, ServiceUnavailable, StorageUnavailable
+from deployments.core.errors import (
+    InternalFailure,
+    InvalidFilter,
+    ServiceError,
+    ServiceUnavailable,
+    StorageUnavailable,
+)
 from deployments.core.types import Document, Filter, Include, Metadata
 from deployments.storage.internal_metadata import public
 
@@ -28,6 +35,8 @@ STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly data
 VECTOR_MISSING = "Error finding id"
 # How chromadb words a regex its engine would not compile within its size limit.
 REGEX_TOO_BIG = "constraint failed"
+
+logger = logging.getLogger("ray.serve")
 
 INCLUDED: dict[Include, str] = {"text": "documents", "metadata": "metadatas", "embedding": "embeddings"}
 
@@ -90,13 +99,22 @@ def _has_regex(where_document: Filter) -> bool:
 @contextmanager
 def storage_errors() -> Iterator[None]:
     """A write the disk refused becomes a clear 507; the write is one SQLite transaction, so nothing
-    of it was stored, and reads go on working from what is on disk."""
+    of it was stored, and reads go on working from what is on disk. Any other failure inside
+    chromadb's write is a 500 that says the outcome is unknown: chromadb may have committed the
+    write before it failed (its log is replayed at the next start), so "nothing happened" would be
+    a guess."""
     try:
         yield
-    except InternalError as exc:
-        if not any(failure in str(exc) for failure in STORAGE_FAILURES):
-            raise
-        raise StorageUnavailable.refused(exc) from None
+    except ServiceError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, InternalError) and any(failure in str(exc) for failure in STORAGE_FAILURES):
+            raise StorageUnavailable.refused(exc) from None
+        logger.exception("a write failed inside chromadb")
+        raise InternalFailure(
+            f"the store failed during this write ({type(exc).__name__}; it was logged): it may or may not "
+            "have been stored. Read the ids back, or send it again (a write by id is safe to repeat)"
+        ) from None
 
 
 class IndexRebuilding(ServiceUnavailable):

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from ray.exceptions import RayActorError
 
 from deployments.core.errors import ServiceUnavailable
 from deployments.runtime import calls
@@ -62,3 +63,27 @@ def test_a_read_past_its_timeout_is_a_503():
 
     with pytest.raises(ServiceUnavailable, match=r"did not answer within 0\.05 s"):
         asyncio.run(calls.read("ChromaStore", slow(), timeout_s=0.05))
+
+
+class DiesWithTheCall(OneReplica):
+    """The replica took the call, then died (kill -9, out of memory) before answering."""
+
+    def dispatch(self, selection: Any, *args: Any) -> Any:
+        self.dispatched.append((selection, args))
+
+        async def answer() -> str:
+            raise RayActorError()
+
+        return answer()
+
+
+def test_a_write_whose_replica_dies_with_it_is_a_503_that_says_the_outcome_is_unknown():
+    # The store may have committed it before it died: "nothing was stored" would be a guess.
+    with pytest.raises(ServiceUnavailable, match="may or may not have been stored") as lost:
+        asyncio.run(calls.send("ChromaStore", DiesWithTheCall(), ["doc-1"]))
+    assert "Read the ids back" in lost.value.message
+
+
+def test_an_embedding_whose_replica_dies_with_it_is_a_plain_503():
+    with pytest.raises(ServiceUnavailable, match=r"unavailable \(RayActorError\); retry shortly$"):
+        asyncio.run(calls.send("Embedder", DiesWithTheCall(), ["text"], writes=False))

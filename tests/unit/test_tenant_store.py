@@ -248,3 +248,23 @@ def test_semantic_scores_stay_within_minus_one_and_one(settings):
         assert all(-1.0 <= hit["score"] <= 1.0 for hit in answer)
     (exact,) = store.search.many([Query(vectors[0], 1)])
     assert not isinstance(exact, Exception) and exact[0]["id"] == "d0" and exact[0]["score"] == pytest.approx(1.0)
+
+
+def test_a_write_chromadb_fails_after_committing_it_says_the_outcome_is_unknown(settings, monkeypatch):
+    """Not every chromadb failure means nothing was stored (it can fail after its SQLite commit,
+    e.g. applying its log to the vector index): only the disk's known refusals are a 507, anything
+    else a 500 that says the write may or may not be there. Here it is there, keyword index included."""
+    from chromadb.errors import InternalError
+
+    store = TenantStore(settings)
+    real_upsert = store._collection.upsert
+
+    def commits_then_fails(**kwargs: Any) -> None:
+        real_upsert(**kwargs)
+        raise InternalError("Failed to apply logs to the hnsw segment writer")
+
+    monkeypatch.setattr(store._collection, "upsert", commits_then_fails)
+    with pytest.raises(InternalFailure, match="may or may not have been stored") as refused:
+        add(store, {"zebra": ("zebras cross the road", {})})
+    assert refused.value.status_code == 500
+    assert store.count() == 1 and store.keywords.ids() == ["zebra"]
