@@ -67,7 +67,7 @@ def test_writes_keep_the_keyword_index_in_step(store):
     add(store, {"tax": ("Cats and taxes do not mix.", {"kind": "finance"})})
     assert "tax" not in keyword(store, "april") and "tax" in keyword(store, "cats")
     store.delete(["cats", "nope"])
-    assert keyword(store, "mats") == [] and store.keywords.count() == store.count() == 3
+    assert keyword(store, "mats") == [] and len(store.keywords.ids()) == store.count() == 3
 
 
 def test_a_crash_between_chromadb_and_the_keyword_index_is_repaired_at_start(settings, store):
@@ -99,7 +99,7 @@ def test_a_lost_damaged_or_drifted_keyword_index_is_rebuilt_at_start(settings, s
         index.rebuild([("cats", DOCS["cats"][0])])
         index.close()
     reopened = TenantStore(settings)
-    assert reopened.keywords.count() == 4
+    assert sorted(reopened.keywords.ids()) == sorted(DOCS)
     assert keyword(reopened, "quarterly") == ["tax"] and keyword(reopened, "garages") == ["cars"]
 
 
