@@ -26,8 +26,9 @@ T = TypeVar("T")
 # seconds): chromadb can hang in a write after the disk failed one. The health check then fails
 # and Serve replaces the replica; the stuck call's caller gets a 503, nothing half-written.
 WRITE_STALL_S = 120.0
-# A rebuild re-embeds stored texts this many at a time (one Embedder call, one chromadb write).
-REBUILD_BATCH = MAX_TEXTS_PER_CALL
+# A rebuild restores this many records at a time (one chromadb write, under the write lock: about
+# a second on 2 cores), re-embedding those without a kept vector MAX_TEXTS_PER_CALL at a time.
+REBUILD_BATCH = 1_000
 REBUILD_RETRY_S = 2.0
 # Threads for reads (searches, lookups, counts), apart from the one writer: chromadb serves reads
 # while a write runs, so a search never waits for a queue of imports to drain.
@@ -51,7 +52,7 @@ class ChromaStore:
         self._readers = ThreadPoolExecutor(READ_THREADS, "store-read")
         self._write_started: float | None = None  # when the running write began, if one runs
         self.index: dict[str, Any] = {"state": "rebuilding" if self.store.rebuild.pending else "ready"}
-        if self.store.rebuild.pending:
+        if self.store.rebuild.pending or self.store.rebuild.upgrading:
             # In the background: the replica serves (texts, metadata, counts, writes) meanwhile.
             self._rebuild = asyncio.get_running_loop().create_task(self.rebuild_index())
 
@@ -105,32 +106,51 @@ class ChromaStore:
         return {"count": await self.count(), "index": dict(self.index)}
 
     async def rebuild_index(self) -> None:
-        """Give every stored text (documents, then chunks of long ones) its vector again after a
-        broken index was moved aside: the model is deterministic, so re-embedding a text gives the
-        vector that was lost. Resumable: batches whose vectors are all indexed are skipped."""
-        work = {name: await self._read(self.store.rebuild.ids, name) for name in self.store.rebuild.collections}
+        """Give every stored record (documents, then chunks of long ones) its vector again after a
+        broken index was moved aside, from its kept copy (storage.kept_vectors), or where it has
+        none by re-embedding its text (the model is deterministic: that is the vector that was
+        lost). The same walk keeps a copy of every indexed vector of a folder from before kept
+        copies (data format 1). Resumable: batches whose vectors are all indexed are skipped."""
+        rebuild = self.store.rebuild
+        work = {name: await self._read(rebuild.ids, name) for name in rebuild.collections}
         total = sum(len(ids) for ids in work.values())
-        self.index = {"state": "rebuilding", "checked": 0, "total": total, "re_embedded": 0}
-        logger.warning("rebuilding the vector index of %d records (documents and chunks)", total)
+        progress = {"checked": 0, "total": total, "restored": 0, "re_embedded": 0}
+        if rebuild.pending:
+            self.index = {"state": "rebuilding", **progress}
+            logger.warning("rebuilding the vector index of %d records (documents and chunks)", total)
+        if rebuild.upgrading:
+            logger.warning("data format 1: keeping a copy of the vectors of %d records (documents and chunks)", total)
         for collection, ids in work.items():
             for start in range(0, len(ids), REBUILD_BATCH):
                 batch = ids[start : start + REBUILD_BATCH]
-                found, texts, supplied = await self._read(self.store.rebuild.texts_without_vectors, batch, collection)
+                found, texts, kept = await self._read(rebuild.texts_without_vectors, batch, collection)
                 if found:
-                    vectors = await self._vectors_for(texts, supplied)
-                    restore = partial(self.store.rebuild.restore_vectors, found, texts, vectors, collection)
-                    self.index["re_embedded"] += await self._write(restore)
-                self.index["checked"] += len(batch)
-        await self._write(self.store.rebuild.finish)
-        logger.warning("vector index rebuilt: %d records re-embedded", self.index["re_embedded"])
-        self.index = {"state": "ready", "rebuilt": self.index["re_embedded"]}
+                    vectors = await self._vectors_for(texts, kept)
+                    restore = partial(rebuild.restore_vectors, found, texts, vectors, collection)
+                    progress["restored"] += await self._write(restore)
+                    progress["re_embedded"] += sum(vector is None for vector in kept)
+                elif rebuild.upgrading:
+                    await self._write(partial(rebuild.keep_indexed, batch, collection))
+                progress["checked"] += len(batch)
+                if self.index["state"] == "rebuilding":
+                    self.index.update(progress)
+        await self._write(rebuild.finish)
+        logger.warning(
+            "vector index ready: %d of %d records restored, %d of them re-embedded (no kept vector)",
+            progress["restored"],
+            total,
+            progress["re_embedded"],
+        )
+        self.index = {"state": "ready", "rebuilt": progress["restored"], "re_embedded": progress["re_embedded"]}
 
-    async def _vectors_for(self, texts: list[str], supplied: list[Vectors | None]) -> Vectors:
-        """The tenant's own vector where they supplied one (it cannot be re-made), else the model's."""
-        to_embed = [row for row, vector in enumerate(supplied) if vector is None]
-        embedded = await self._embed_patiently([texts[row] for row in to_embed]) if to_embed else None
-        rows = dict(zip(to_embed, embedded if embedded is not None else [], strict=True))
-        return np.stack([rows[row] if vector is None else vector for row, vector in enumerate(supplied)])
+    async def _vectors_for(self, texts: list[str], kept: list[Vectors | None]) -> Vectors:
+        """The kept vector where there is one, else the model's (MAX_TEXTS_PER_CALL texts a call)."""
+        to_embed = [row for row, vector in enumerate(kept) if vector is None]
+        made: dict[int, Vectors] = {}
+        for first in range(0, len(to_embed), MAX_TEXTS_PER_CALL):
+            rows = to_embed[first : first + MAX_TEXTS_PER_CALL]
+            made.update(zip(rows, await self._embed_patiently([texts[row] for row in rows]), strict=True))
+        return np.stack([made[row] if vector is None else vector for row, vector in enumerate(kept)])
 
     async def _embed_patiently(self, texts: list[str]) -> Vectors:
         """The Embedder may still be starting or be replaced meanwhile: wait for it, never give up

@@ -12,16 +12,18 @@ uses, never a wrong answer (and the next write of that document removes them).
 """
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, cast
 
+import numpy as np
 from chromadb.api.models.Collection import Collection
 
 from deployments.core.types import Chunks, Metadata, Vectors
-from deployments.storage.internal_metadata import PREFIX, public, replacing_public
+from deployments.storage.internal_metadata import CHUNK_SET, PREFIX, public, replacing_public
+from deployments.storage.kept_vectors import KeptVectors, state_key
 from deployments.storage.ranking import cosine_score
 
 PARENT = f"{PREFIX}parent"
-CHUNK_SET = f"{PREFIX}chunkset"
 START = f"{PREFIX}start"
 END = f"{PREFIX}end"
 SEPARATOR = "\x1f"  # ids never contain control characters, so chunk ids cannot collide with a document's
@@ -41,9 +43,15 @@ def span_of(metadata: Metadata | None) -> list[int] | None:
     return [int(metadata[START]), int(metadata[END])] if CHUNK_SET in metadata else None
 
 
+def owner_of(id_: str, metadata: Mapping[str, Any] | None) -> str:
+    """The document a record belongs to: a chunk's parent, else the record itself."""
+    return str((metadata or {}).get(PARENT, id_))
+
+
 class ChunkStore:
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, kept: KeptVectors) -> None:
         self.collection = collection
+        self._kept = kept
 
     def write(self, ids: list[str], texts: list[str], chunks: list[Chunks], metadatas: list[Metadata]) -> list[str]:
         """Store each document's chunks after its first under a fresh token; returns the tokens."""
@@ -56,6 +64,12 @@ class ChunkStore:
                     records.append((f"{id_}{SEPARATOR}{number}", text[start:end], vector, child))
         for first in range(0, len(records), WRITE_BATCH):
             batch = records[first : first + WRITE_BATCH]
+            self._kept.keep(
+                [str(r[3][PARENT]) for r in batch],
+                [r[0] for r in batch],
+                [state_key(r[1], r[3]) for r in batch],
+                np.stack([r[2] for r in batch]),
+            )
             self.collection.upsert(
                 ids=[r[0] for r in batch],
                 documents=[r[1] for r in batch],

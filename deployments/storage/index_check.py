@@ -4,8 +4,9 @@ chromadb (1.5.9) writes its local HNSW index in place, header first, without fsy
 mid-write can leave a header that counts elements whose graph records were never written; the next
 load reads past the end of `link_lists.bin` into garbage sizes, the index after that grows a
 terabyte-sized sparse file, and chromadb segfaults opening it: the store replica then crash-loops.
-The index is only a cache of vectors; texts and metadata live in SQLite, so a broken index is moved
-aside and rebuilt from the stored texts (see ChromaStore).
+The index is only a cache of vectors; texts and metadata live in SQLite and a copy of every vector
+beside them (storage.kept_vectors), so a broken index is moved aside and rebuilt from those (see
+ChromaStore).
 
 The layout is chroma-core/hnswlib's `persistHeader`/`persistDirty`/`loadPersistedIndex`: a 100-byte
 header, `data_level0.bin` (per element: level-0 neighbour list, vector, label), `length.bin` (one
@@ -88,7 +89,7 @@ def quarantine_broken_indexes(data_dir: Path) -> list[str]:
             destination.parent.mkdir(exist_ok=True)
             shutil.move(folder, destination)
             logger.error(
-                "HNSW index %s is broken (%s): moved to %s; it is rebuilt from the stored texts",
+                "HNSW index %s is broken (%s): moved to %s; it is rebuilt from the kept vectors and stored texts",
                 folder.name,
                 exc,
                 destination,

@@ -1,9 +1,9 @@
 """Metadata keys the service keeps beside a tenant's own, under a prefix tenants may not use.
 
-`_cdbi:vector` holds a vector the tenant supplied (base64 float32) for a document the model did not
-embed: the HNSW index is only a cache, and when a crash breaks it (deployments.storage.index_check) texts
-are re-embedded; a supplied vector cannot be, so it is kept here, in the same SQLite transaction
-as the document, and restored from here.
+`_cdbi:vector_sha256` marks a document whose vector the tenant supplied (the model did not embed
+it): the digest of that vector, under which storage.kept_vectors keeps it. Data format 1 (before
+storage.kept_vectors) kept the supplied vector itself, base64 float32, under `_cdbi:vector`: still
+read, never written.
 """
 
 import base64
@@ -15,7 +15,9 @@ import numpy as np
 from deployments.core.types import Vectors
 
 PREFIX = "_cdbi:"
-OWN_VECTOR = f"{PREFIX}vector"
+OWN_VECTOR = f"{PREFIX}vector"  # data format 1
+OWN_VECTOR_DIGEST = f"{PREFIX}vector_sha256"
+CHUNK_SET = f"{PREFIX}chunkset"  # a chunked document's and its chunks' token (storage.chunk_store)
 # Keys a tenant may not use: chromadb's own ("chroma:document", "#document", ...), the service's,
 # and "$", which would read as an operator in chromadb's filters.
 RESERVED_KEY_PREFIXES = ("chroma:", "#", "$", PREFIX)
@@ -43,11 +45,12 @@ def replacing_public(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> d
     return replacing(old, {**new, **internal(old)})
 
 
-def encode_vector(vector: Vectors) -> str:
-    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+def supplied_vector(metadata: Mapping[str, Any] | None) -> bool:
+    """Whether the tenant supplied this document's vector."""
+    return OWN_VECTOR_DIGEST in (metadata or {}) or OWN_VECTOR in (metadata or {})
 
 
 def own_vector(metadata: Mapping[str, Any] | None) -> Vectors | None:
-    """The vector the tenant supplied for this document, if they did."""
+    """The vector the tenant supplied, where data format 1 kept it in the metadata."""
     encoded = (metadata or {}).get(OWN_VECTOR)
     return None if encoded is None else np.frombuffer(base64.b64decode(encoded), dtype="<f4").astype(np.float32)

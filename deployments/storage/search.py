@@ -14,8 +14,8 @@ from chromadb.api.models.Collection import Collection
 from deployments.core.errors import InternalFailure, ServiceError
 from deployments.core.types import Filter, Hit, Metadata, Vectors
 from deployments.storage.chroma import filter_args, filter_errors, rows
-from deployments.storage.chunk_store import CHUNK_SET, ChunkStore, span_of
-from deployments.storage.internal_metadata import public
+from deployments.storage.chunk_store import ChunkStore, span_of
+from deployments.storage.internal_metadata import CHUNK_SET, public
 from deployments.storage.keyword_index import KeywordIndex
 from deployments.storage.ranking import HYBRID_CANDIDATES, Query, Scored, cosine_score, fuse
 

@@ -1,8 +1,9 @@
 """Snapshots of a tenant's data folder taken while the service runs, and their restore.
 
-A snapshot is a folder: chromadb's SQLite database copied with SQLite's online backup (a consistent
-copy even while it is open), then chromadb's HNSW index folders, and `manifest.json` (tenant, model,
-dimension, document count, time). The ChromaStore takes it holding its write lock, so no write is
+A snapshot is a folder: chromadb's SQLite database and the kept vectors (storage.kept_vectors)
+copied with SQLite's online backup (a consistent copy even while they are open), the data format
+version, then chromadb's HNSW index folders, and `manifest.json` (tenant, model, dimension,
+document count, time). The ChromaStore takes it holding its write lock, so no write is
 half in it. The HNSW files are a cache of the vectors that chromadb may be updating as they are
 copied; copied after the database, they hold at least what the database says they hold, and the
 rest is replayed from its log. The keyword index is left out (tantivy merges segments in the
@@ -26,16 +27,18 @@ from pathlib import Path
 from deployments.core.config import Settings
 from deployments.core.errors import ConfigError, StorageUnavailable
 from deployments.core.types import SnapshotManifest
+from deployments.storage import data_format
+from deployments.storage.data_format import DATABASE
 from deployments.storage.index_check import REBUILD_MARKER
+from deployments.storage.kept_vectors import KeptVectors
 
-DATABASE = "chroma.sqlite3"
 MANIFEST = "manifest.json"
 SNAPSHOTS_DIR = "snapshots"  # under PERSIST_DIR, beside the tenant's folder
 
 
-def take(data_dir: Path, destination: Path, folders: list[Path], manifest: SnapshotManifest) -> Path:
-    """Copy `data_dir`'s database and `folders` (index folders, the keyword index) to `destination`.
-    The caller holds the store's write lock."""
+def take(data_dir: Path, destination: Path, folders: list[Path], manifest: SnapshotManifest, kept: KeptVectors) -> Path:
+    """Copy `data_dir`'s database, the kept vectors, the format version and `folders` (the index
+    folders) to `destination`. The caller holds the store's write lock."""
     partial = destination.with_name(destination.name + ".partial")
     partial.mkdir(parents=True)
     try:
@@ -46,6 +49,9 @@ def take(data_dir: Path, destination: Path, folders: list[Path], manifest: Snaps
         finally:
             target.close()
             source.close()
+        kept.backup(partial)
+        if (data_dir / data_format.FILE).exists():
+            shutil.copy2(data_dir / data_format.FILE, partial / data_format.FILE)
         for folder in folders:
             shutil.copytree(folder, partial / folder.relative_to(data_dir))
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

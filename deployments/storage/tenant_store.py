@@ -24,7 +24,7 @@ from chromadb.config import Settings as ChromaSettings
 from deployments.core.config import Settings
 from deployments.core.errors import ConfigError, NotFound, PlanLimitExceeded, QuotaExceeded, StorageUnavailable
 from deployments.core.types import Chunks, Document, Filter, Include, Metadata, SnapshotManifest, Vectors
-from deployments.storage import snapshot
+from deployments.storage import data_format, snapshot
 from deployments.storage.chroma import (
     HNSW_CONFIGURATION,
     IndexRebuilding,
@@ -35,9 +35,16 @@ from deployments.storage.chroma import (
     storage_errors,
     vectors_missing,
 )
-from deployments.storage.chunk_store import CHUNK_SET, ChunkStore, parent_metadata
-from deployments.storage.index_check import REBUILD_MARKER, index_folders, quarantine_broken_indexes
-from deployments.storage.internal_metadata import OWN_VECTOR, encode_vector, own_vector, replacing, replacing_public
+from deployments.storage.chunk_store import ChunkStore, parent_metadata
+from deployments.storage.index_check import index_folders, quarantine_broken_indexes
+from deployments.storage.internal_metadata import (
+    CHUNK_SET,
+    OWN_VECTOR_DIGEST,
+    replacing,
+    replacing_public,
+    supplied_vector,
+)
+from deployments.storage.kept_vectors import KeptVectors, state_key, vector_digest
 from deployments.storage.keyword_index import KeywordIndex
 from deployments.storage.rebuild import IndexRebuild
 from deployments.storage.search import TenantSearch
@@ -54,6 +61,7 @@ class TenantStore:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._settings = settings
         self.quota = settings.quota
+        self.format = data_format.opened(settings.data_dir)
         # Before chromadb opens the folder: a broken index would crash it (deployments.storage.index_check).
         self.quarantined = quarantine_broken_indexes(settings.data_dir)
         self._client = chromadb.PersistentClient(
@@ -80,7 +88,9 @@ class TenantStore:
                 f"makes {settings.vectors} ones: set EMBED_BACKEND back, or move the tenant by exporting its "
                 "documents and importing them into a fresh instance (README: Settings)"
             )
-        self.chunks = ChunkStore(self._open_collection(settings.collection_name + CHUNKS_SUFFIX, identity))
+        self.vectors = KeptVectors(settings.data_dir)
+        chunk_records = self._open_collection(settings.collection_name + CHUNKS_SUFFIX, identity)
+        self.chunks = ChunkStore(chunk_records, self.vectors)
         # Writes are serialised so the quota check and the write it guards are one atomic step.
         self._write_lock = threading.Lock()
         self.keywords = KeywordIndex(settings.data_dir / KEYWORD_DIR)
@@ -88,8 +98,10 @@ class TenantStore:
         self.search = TenantSearch(self._collection, self.chunks, self.keywords)
         self.rebuild = IndexRebuild(
             {"documents": self._collection, "chunks": self.chunks.collection},
+            self.vectors,
             self._write_lock,
-            settings.data_dir / REBUILD_MARKER,
+            settings.data_dir,
+            self.format,
         )
 
     def _open_collection(self, name: str, identity: dict[str, Any]) -> Collection:
@@ -156,7 +168,7 @@ class TenantStore:
         chunks: list[Chunks | None] | None = None,
     ) -> int:
         """Add or replace documents, all or none; returns the count after the write. `supplied`
-        marks the vectors the tenant gave (kept beside the document too: internal_metadata);
+        marks the vectors the tenant gave (internal_metadata); every vector is kept (storage.kept_vectors);
         `chunks`, the documents cut into chunks (deployments.storage.chunk_store: their first chunk's vector
         is the one in `vectors`)."""
         with self._write_lock:
@@ -166,7 +178,7 @@ class TenantStore:
             added = len(ids) - len(old_metadata)
             self._check_room(count, added)
             kept = [
-                {**new, OWN_VECTOR: encode_vector(vector)} if supplied and supplied[row] else new
+                {**new, OWN_VECTOR_DIGEST: vector_digest(vector)} if supplied and supplied[row] else new
                 for row, (new, vector) in enumerate(zip(metadatas, vectors, strict=True))
             ]
             chunked = [(row, cut) for row, cut in enumerate(chunks or []) if cut is not None]
@@ -179,9 +191,12 @@ class TenantStore:
                 )
             for (row, cut), token in zip(chunked, tokens, strict=True):
                 kept[row] = parent_metadata(kept[row], cut, token)
+            keys = [state_key(text, metadata) for text, metadata in zip(texts, kept, strict=True)]
+            self.vectors.keep(ids, ids, keys, vectors)
             replaced = [replacing(old_metadata.get(id_), new) for id_, new in zip(ids, kept, strict=True)]
             with self._keywords_follow(ids), storage_errors():
                 self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
+            self.vectors.drop_other_states(ids, keys)
             with storage_errors():
                 self.chunks.drop_stale(ids, tokens)
             return count + added
@@ -215,7 +230,7 @@ class TenantStore:
         return {
             id_: np.asarray(vector, dtype=np.float32)
             for id_, text, vector, metadata in zip(found["ids"], documents, embeddings, metadatas, strict=True)
-            if wanted.get(id_) == text and own_vector(metadata) is None and CHUNK_SET not in (metadata or {})
+            if wanted.get(id_) == text and not supplied_vector(metadata) and CHUNK_SET not in (metadata or {})
         }
 
     def get(self, ids: list[str], include: list[Include]) -> list[Document]:
@@ -291,6 +306,7 @@ class TenantStore:
                 self._collection.delete(ids=found)
             with storage_errors():
                 self.chunks.delete(found)
+            self.vectors.drop(found)
         return len(found), self._collection.count()
 
     def snapshot(self, destination: Path) -> SnapshotManifest:
@@ -311,7 +327,7 @@ class TenantStore:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             try:
-                snapshot.take(settings.data_dir, destination, index_folders(settings.data_dir), manifest)
+                snapshot.take(settings.data_dir, destination, index_folders(settings.data_dir), manifest, self.vectors)
             except (OSError, sqlite3.Error) as exc:
                 raise StorageUnavailable(f"the snapshot could not be written ({exc}); nothing was kept") from None
             # Under the lock: no other snapshot is half-written (.partial) meanwhile.
@@ -322,4 +338,5 @@ class TenantStore:
     def close(self) -> None:
         """Release chromadb's and tantivy's files and threads (the process's exit does the same)."""
         self.keywords.close()
+        self.vectors.close()
         cast(Client, self._client).close()  # the concrete client has close(); the ClientAPI type lacks it

@@ -58,7 +58,7 @@ QUERY_CHARS = 1500
 # "Error constructing hnsw segment reader", "Nothing found on disk"), and any other HNSW error.
 INDEX_FAILURE = re.compile(r"hnsw|segment reader|nothing found on disk|index.{0,40}(corrupt|fail)", re.IGNORECASE)
 # The store's own words when it finds a broken index at start and rebuilds it (a repair, not a failure).
-INDEX_REPAIR = re.compile(r"rebuilt from the stored texts|rebuilding the vector index|vector index rebuilt")
+INDEX_REPAIR = re.compile(r"rebuilt from the kept vectors|rebuilding the vector index|vector index ready")
 # kill -9 of the whole service: once in `make test`; `make faults` (the long version) crashes it
 # FAULT_CRASHES=3 times per run, on an index bigger each time, and repeats the whole module.
 CRASHES = int(os.environ.get("FAULT_CRASHES", "1"))
@@ -450,16 +450,15 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0_with_the_data_on_di
 
 
 def test_a_broken_index_found_at_start_is_moved_aside_and_rebuilt(tenant):
-    """What a SIGKILL mid-write can leave (here made on purpose, on a stopped service): chromadb's
-    HNSW header counting records that were never written, which chromadb cannot load. The store
-    finds it before opening, moves it to quarantine/, comes up healthy at once with every text
-    and count, re-embeds the stored texts and restores the tenant's own vectors in the background
-    (/healthz/ shows the progress), and ends with every acknowledged document searchable and its
-    vector readable again."""
+    """What a SIGKILL mid-write can leave (the service killed with SIGKILL, then the damage made on
+    purpose): chromadb's HNSW header counting records that were never written, which chromadb
+    cannot load. The store finds it before opening, moves it to quarantine/, comes up healthy at
+    once with every text and count, restores every vector (the model's and the tenant's own) from
+    its kept copy in the background without running the model (/healthz/ shows the progress), and
+    ends with every acknowledged document searchable and its vector readable again."""
     # chromadb writes its HNSW files only every SYNC_THRESHOLD additions (the rest is replayed from
     # its log at start), so the earlier tests may have left none on disk: these make sure some are.
-    # With vectors of their own, so that neither storing them nor the rebuild runs the model for
-    # them (a rebuild restores those from the store): the model's own are the earlier tests'.
+    # With vectors of their own, so that storing them runs no model: the model's are the earlier tests'.
     rng = random.Random("persisted")
     with tenant.client() as client:
         for start in range(0, SYNC_THRESHOLD + BATCH, 64):
@@ -467,7 +466,7 @@ def test_a_broken_index_found_at_start_is_moved_aside_and_rebuilt(tenant):
             outcome = post(client, "/embed/", {"documents": batch})
             assert outcome.status == 200, outcome
             tenant.record(batch, outcome)
-    tenant.instance.stop()
+    tenant.crash()
     data_dir = Path(tenant.instance.env["PERSIST_DIR"]) / "faults"
     (index,) = [path.parent for path in data_dir.glob("*/header.bin")]
     header = read_header(index)
@@ -481,6 +480,7 @@ def test_a_broken_index_found_at_start_is_moved_aside_and_rebuilt(tenant):
         assert client.get("/count/").json()["count"] >= len(tenant.acknowledged)
     index_state = wait_until_index_ready(tenant)
     assert isinstance(index_state["rebuilt"], int) and index_state["rebuilt"] > 0, index_state
+    assert index_state["re_embedded"] == 0, f"the rebuild ran the model instead of reading kept vectors: {index_state}"
     (quarantined,) = (data_dir / "quarantine").iterdir()
     assert quarantined.name.startswith(index.name)
     assert len(index_lines(tenant, INDEX_REPAIR)) >= 2, "the repair is logged"
@@ -508,7 +508,9 @@ def test_kill_9_of_the_whole_service_during_ingest_loses_no_acknowledged_write(t
     assert not [o for o in traffic.outcomes if o.status == 500], "a 500 before the crash"
 
     tenant.start()
-    repaired = wait_until_index_ready(tenant).get("rebuilt")
+    index = wait_until_index_ready(tenant)
+    repaired = index.get("rebuilt")
     print(f"crash {crash}: {acknowledged} acknowledged writes, index {'rebuilt' if repaired else 'intact'}")
+    assert not repaired or index["re_embedded"] == 0, f"the rebuild ran the model, not the kept vectors: {index}"
     assert_nothing_acknowledged_is_lost(tenant)
     assert not index_failures(tenant)

@@ -28,6 +28,7 @@ from deployments.storage.index_check import (
     index_folders,
     quarantine_broken_indexes,
 )
+from deployments.storage.kept_vectors import FILE as KEPT_FILE
 from deployments.storage.ranking import Query
 from deployments.storage.tenant_store import TenantStore
 from deployments.store import ChromaStore
@@ -184,44 +185,79 @@ def test_only_a_broken_index_is_quarantined(settings, index):
     assert (settings.data_dir / REBUILD_MARKER).exists()
 
 
-def store_replica(settings: Settings) -> Any:
+def store_replica(settings: Settings, embedder: FakeEmbedder = EMBEDDER) -> Any:
     store_class = cast(Deployment, ChromaStore).func_or_class  # the plain class, outside Ray
     assert callable(store_class)
-    return store_class(settings, LocalHandle(EMBEDDER))
+    return store_class(settings, LocalHandle(embedder))
 
 
-@pytest.mark.parametrize("corrupt", [header_ahead_of_records, link_lists_cut_short])
-def test_a_broken_index_is_moved_aside_and_rebuilt_from_the_stored_texts(settings, corrupt):
-    """Opened on a broken index, the store does not crash: it moves the index aside, serves texts
-    and counts at once, says `rebuilding`, re-embeds every stored text in the background, and ends
-    with every vector back (the model's, or the one the tenant supplied), searchable, and the
-    rebuild marker gone."""
-    ids = fill(settings)
-    corrupt(index_folders(settings.data_dir)[0])
+def rebuilt(settings: Settings, ids: list[str], embedder: FakeEmbedder) -> dict[str, Any]:
+    """Open the store on its broken index, check it serves at once and says `rebuilding`, wait for
+    the rebuild; returns the index state it ends in."""
 
-    async def scenario() -> None:
-        replica = store_replica(settings)
+    async def scenario() -> dict[str, Any]:
+        replica = store_replica(settings, embedder)
         assert replica.store.quarantined and replica.index == {"state": "rebuilding"}
-        assert await replica.count() == DOCS
+        assert await replica.count() == len(ids)
         with pytest.raises(IndexRebuilding):  # some vectors are gone until the rebuild restores them
             replica.store.get(ids, ["embedding"])
         await replica._rebuild
-        assert replica.index == {"state": "ready", "rebuilt": pytest.approx(DOCS, abs=DOCS // 2)}
-        assert replica.index["rebuilt"] > 0
         replica.store.close()
+        return dict(replica.index)
 
-    asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def assert_every_vector_is_back(settings: Settings, ids: list[str], expected: np.ndarray) -> None:
     store = TenantStore(settings)
     assert not store.quarantined and not store.rebuild.pending
     documents = store.get(ids, ["text", "embedding"])
     stored = np.array([d["embedding"] for d in documents], dtype=np.float32)
-    expected = expected_vectors(DOCS)
     assert np.allclose(stored, expected, atol=1e-5)
-    for n in range(0, DOCS, 37):
+    for n in range(0, len(ids), 37):
         (hits,) = store.search.many([Query(expected[n], 1)])
         assert not isinstance(hits, Exception) and hits[0]["id"] == f"doc-{n}"
     assert store.get(["doc-3"], ["metadata"])[0]["metadata"] == {"n": 0}
-    assert store.get(["doc-10"], ["metadata"])[0]["metadata"] == {"n": 0}  # the kept vector is not shown
+    assert store.get(["doc-10"], ["metadata"])[0]["metadata"] == {"n": 0}  # the supplied vector's mark is not shown
+    store.close()
+
+
+@pytest.mark.parametrize("corrupt", [header_ahead_of_records, link_lists_cut_short])
+def test_a_broken_index_is_moved_aside_and_rebuilt_from_the_kept_vectors(settings, corrupt):
+    """Opened on a broken index, the store does not crash: it moves the index aside, serves texts
+    and counts at once, says `rebuilding`, restores every lost vector (the model's, or the one the
+    tenant supplied) from its kept copy in the background, without running the model, and ends with
+    every vector back, searchable, and the rebuild marker gone."""
+    ids = fill(settings)
+    corrupt(index_folders(settings.data_dir)[0])
+    embedder = FakeEmbedder()
+    index = rebuilt(settings, ids, embedder)
+    assert index == {"state": "ready", "rebuilt": pytest.approx(DOCS, abs=DOCS // 2), "re_embedded": 0}
+    assert index["rebuilt"] > 0 and embedder.encoded == []
+    assert_every_vector_is_back(settings, ids, expected_vectors(DOCS))
+
+
+def test_a_record_without_a_kept_vector_is_re_embedded_from_its_text(settings):
+    """A lost copy (here: vectors.sqlite3 removed with the index) costs a model run, not the
+    vector: the model is deterministic, so each text gets the vector it had. (A vector the tenant
+    supplied cannot be re-made: it gets the model's, and the log says so.)"""
+    ids = fill(settings)
+    link_lists_cut_short(index_folders(settings.data_dir)[0])
+    for path in settings.data_dir.glob(f"{KEPT_FILE}*"):
+        path.unlink()
+    embedder = FakeEmbedder()
+    index = rebuilt(settings, ids, embedder)
+    assert index["state"] == "ready" and index["re_embedded"] == index["rebuilt"] > 0
+    assert len(embedder.encoded) == index["re_embedded"]
+    expected = expected_vectors(DOCS)
+    model_made = EMBEDDER.backend.encode(texts(DOCS))
+    store = TenantStore(settings)
+    stored = np.array([d["embedding"] for d in store.get(ids, ["embedding"])], dtype=np.float32)
+    store.close()
+    own = np.arange(DOCS) % 10 == 0
+    assert np.allclose(stored[~own], expected[~own], atol=1e-5)
+    restored_own = ~np.isclose(stored[own], expected[own], atol=1e-5).all(axis=1)
+    assert np.allclose(stored[own][restored_own], model_made[own][restored_own], atol=1e-5)
 
 
 def test_a_rebuild_interrupted_by_a_restart_resumes(settings):
@@ -234,7 +270,7 @@ def test_a_rebuild_interrupted_by_a_restart_resumes(settings):
         replica = store_replica(settings)
         assert replica.index == {"state": "rebuilding"}
         await replica._rebuild
-        assert replica.index == {"state": "ready", "rebuilt": 0}
+        assert replica.index == {"state": "ready", "rebuilt": 0, "re_embedded": 0}
         replica.store.close()
 
     asyncio.run(scenario())
@@ -285,6 +321,7 @@ def test_the_chunks_of_long_documents_are_rebuilt_too(settings):
         replica = store_replica(settings)
         await replica._rebuild
         assert replica.index["state"] == "ready" and replica.index["rebuilt"] > 0
+        assert replica.index["re_embedded"] == 0  # the chunks' vectors are kept too
         replica.store.close()
 
     asyncio.run(scenario())
