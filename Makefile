@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint unit e2e browser bench bench-compare bench-backends bench-rebuild soak eval faults clean
+.PHONY: run test lint unit e2e browser bench bench-compare bench-backends bench-rebuild bench-scale soak eval faults clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ bench-backends: $(STAMP)
 # 20,000: about 3 minutes on 2 cores). Never part of `make test`.
 bench-rebuild: $(STAMP)
 	$(BIN)/python -m bench.rebuild $(ARGS)
+
+# The growth table: tenants of 10,000 and 100,000 documents built through the HTTP API (their own
+# vectors), then search latency by mode, recall, memory, disk, start, kill -9 recovery and snapshot
+# for each (ARGS="--sizes 10000,100000,1000000" adds the million: about an hour more). Built tenants
+# are cached in .bench-cache/scale/. Never part of `make test`.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale $(ARGS)
 
 # 16 clients mixing embed, search and delete for 5 minutes against a fresh service (about 6 minutes
 # in all); prints a table, fails on any 5xx, lost document or memory growth. Never part of `make test`.

@@ -33,6 +33,8 @@ REBUILD_RETRY_S = 2.0
 # Threads for reads (searches, lookups, counts), apart from the one writer: chromadb serves reads
 # while a write runs, so a search never waits for a queue of imports to drain.
 READ_THREADS = 4
+# Well inside the Ingress's health probe timeout (runtime.calls.HEALTH_PROBE_TIMEOUT_S, 2 s).
+COUNT_WAIT_S = 1.0
 
 logger = logging.getLogger("ray.serve")
 
@@ -103,7 +105,14 @@ class ChromaStore:
         return Snapshot(**manifest, path=str(destination))
 
     async def info(self) -> StoreInfo:
-        return {"count": await self.count(), "index": dict(self.index)}
+        """The index state always (it is in memory, and during a rebuild it is what a probe is
+        for); the count if chromadb gives it within COUNT_WAIT_S: a count waits behind a running
+        write (a rebuild's takes a second or more), and a probe must not lose the state for it."""
+        try:
+            count: int | None = await asyncio.wait_for(self.count(), COUNT_WAIT_S)
+        except TimeoutError:
+            count = None
+        return {"count": count, "index": dict(self.index)}
 
     async def rebuild_index(self) -> None:
         """Give every stored record (documents, then chunks of long ones) its vector again after a

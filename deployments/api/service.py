@@ -295,7 +295,7 @@ class TenantService:
 
     async def health(self) -> HealthResponse:
         store_state, store_info = await _probe(self._store.info())
-        if store_info:
+        if store_info and store_info["count"] is not None:
             self._counted(store_info["count"])
         embedder_state, _ = await _probe(self._embedder.info())
         healthy = "unavailable" not in (store_state.status, embedder_state.status)

@@ -34,7 +34,7 @@ class Document(TypedDict):
 class StoreInfo(TypedDict):
     """What the store says of itself to a health probe."""
 
-    count: int
+    count: int | None  # None when chromadb did not give it in time (a write it waits behind runs)
     index: dict[str, Any]  # the vector index's state ("ready", or a rebuild's progress)
 
 

@@ -6,6 +6,7 @@ level they are linked on."""
 import asyncio
 import os
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -331,3 +332,30 @@ def test_the_chunks_of_long_documents_are_rebuilt_too(settings):
         (hits,) = reopened.search.many([Query(EMBEDDER.backend.encode([tail])[0], 1)])
         assert not isinstance(hits, Exception) and hits[0]["id"] == f"long-{d}"
         assert hits[0]["span"] == list(spans[d][-1])
+
+
+def test_the_health_probe_gets_the_rebuild_progress_while_a_count_waits_behind_a_write(settings, monkeypatch):
+    """chromadb's count waits behind a running write (a rebuild's takes a second or more on a busy
+    machine): the store's answer to a probe still says the index state, with the count unknown."""
+    fill(settings, 50)
+    (settings.data_dir / REBUILD_MARKER).write_text("left by a crash\n")
+
+    async def scenario() -> dict[str, Any]:
+        replica = store_replica(settings)
+        await replica._rebuild
+        replica.index = {"state": "rebuilding", "checked": 1000, "total": 5000}  # as mid-rebuild
+        real_count = replica.store.count
+
+        def count_behind_a_write() -> int:
+            time.sleep(3)
+            return real_count()
+
+        monkeypatch.setattr(replica.store, "count", count_behind_a_write)
+        started = time.monotonic()
+        info = dict(await replica.info())
+        assert time.monotonic() - started < 2  # inside the Ingress's probe timeout
+        replica._readers.shutdown(wait=True)
+        replica.store.close()
+        return info
+
+    assert asyncio.run(scenario()) == {"count": None, "index": {"state": "rebuilding", "checked": 1000, "total": 5000}}
