@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
 
 import numpy as np
 import psutil
@@ -16,10 +15,9 @@ import psutil
 from deployments.core.types import Vectors
 
 SearchFn = Callable[[str], list[str]]  # query -> ids, best first
-Q = TypeVar("Q")  # a query: its text, or a whole request body
 
 
-def latencies_ms(search: Callable[[Q], list[str]], queries: list[Q]) -> tuple[list[float], list[list[str]]]:
+def latencies_ms(search: SearchFn, queries: list[str]) -> tuple[list[float], list[list[str]]]:
     """Each query alone, one after another: per-query milliseconds and the ids each returned."""
     times, results = [], []
     for query in queries:

@@ -12,16 +12,18 @@ uses, never a wrong answer (and the next write of that document removes them).
 """
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, cast
 
 import numpy as np
 from chromadb.api.models.Collection import Collection
 
 from deployments.core.types import Chunks, Metadata, Vectors
-from deployments.storage.internal_metadata import CHUNK_SET, PARENT, PREFIX, public, replacing_public
-from deployments.storage.kept_vectors import KeptVectors
+from deployments.storage.internal_metadata import CHUNK_SET, PREFIX, public, replacing_public
+from deployments.storage.kept_vectors import KeptVectors, state_key
 from deployments.storage.ranking import cosine_score
 
+PARENT = f"{PREFIX}parent"
 START = f"{PREFIX}start"
 END = f"{PREFIX}end"
 SEPARATOR = "\x1f"  # ids never contain control characters, so chunk ids cannot collide with a document's
@@ -41,6 +43,11 @@ def span_of(metadata: Metadata | None) -> list[int] | None:
     return [int(metadata[START]), int(metadata[END])] if CHUNK_SET in metadata else None
 
 
+def owner_of(id_: str, metadata: Mapping[str, Any] | None) -> str:
+    """The document a record belongs to: a chunk's parent, else the record itself."""
+    return str((metadata or {}).get(PARENT, id_))
+
+
 class ChunkStore:
     def __init__(self, collection: Collection, kept: KeptVectors) -> None:
         self.collection = collection
@@ -56,12 +63,19 @@ class ChunkStore:
                     child = {**public(metadata), PARENT: id_, CHUNK_SET: token, START: start, END: end}
                     records.append((f"{id_}{SEPARATOR}{number}", text[start:end], vector, child))
         for first in range(0, len(records), WRITE_BATCH):
-            chunk_ids, chunk_texts, vectors, child_metadatas = (
-                list(column) for column in zip(*records[first : first + WRITE_BATCH], strict=True)
+            batch = records[first : first + WRITE_BATCH]
+            self._kept.keep(
+                [str(r[3][PARENT]) for r in batch],
+                [r[0] for r in batch],
+                [state_key(r[1], r[3]) for r in batch],
+                np.stack([r[2] for r in batch]),
             )
-            stacked = np.stack(vectors)
-            self._kept.keep(chunk_ids, chunk_texts, child_metadatas, stacked)
-            self.collection.upsert(ids=chunk_ids, documents=chunk_texts, embeddings=stacked, metadatas=child_metadatas)
+            self.collection.upsert(
+                ids=[r[0] for r in batch],
+                documents=[r[1] for r in batch],
+                embeddings=[r[2] for r in batch],  # type: ignore[arg-type]
+                metadatas=[r[3] for r in batch],
+            )
         return tokens
 
     def drop_stale(self, ids: list[str], current: list[str]) -> None:

@@ -18,7 +18,6 @@ PREFIX = "_cdbi:"
 OWN_VECTOR = f"{PREFIX}vector"  # data format 1
 OWN_VECTOR_DIGEST = f"{PREFIX}vector_sha256"
 CHUNK_SET = f"{PREFIX}chunkset"  # a chunked document's and its chunks' token (storage.chunk_store)
-PARENT = f"{PREFIX}parent"  # a chunk's document (storage.chunk_store)
 # Keys a tenant may not use: chromadb's own ("chroma:document", "#document", ...), the service's,
 # and "$", which would read as an operator in chromadb's filters.
 RESERVED_KEY_PREFIXES = ("chroma:", "#", "$", PREFIX)

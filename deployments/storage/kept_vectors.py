@@ -29,7 +29,7 @@ import numpy as np
 
 from deployments.core.errors import StorageUnavailable
 from deployments.core.types import Vectors
-from deployments.storage.internal_metadata import CHUNK_SET, OWN_VECTOR_DIGEST, PARENT
+from deployments.storage.internal_metadata import CHUNK_SET, OWN_VECTOR_DIGEST
 
 FILE = "vectors.sqlite3"
 # SQLite's default limit on bound parameters is 32,766: lookups bind two per record.
@@ -38,12 +38,8 @@ LOOKUP_BATCH = 10_000
 logger = logging.getLogger("ray.serve")
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
 def vector_digest(vector: Vectors) -> str:
-    return _digest(np.asarray(vector, dtype="<f4").tobytes())
+    return hashlib.sha256(np.asarray(vector, dtype="<f4").tobytes()).hexdigest()[:32]
 
 
 def state_key(text: str, metadata: Mapping[str, Any] | None) -> str:
@@ -53,18 +49,12 @@ def state_key(text: str, metadata: Mapping[str, Any] | None) -> str:
         return str(metadata[OWN_VECTOR_DIGEST])
     if CHUNK_SET in metadata:
         return str(metadata[CHUNK_SET])
-    return _digest(text.encode("utf-8", "surrogatepass"))
-
-
-def owner_of(id_: str, metadata: Mapping[str, Any] | None) -> str:
-    """The document a record belongs to (a chunk's parent, else the record itself), so that a
-    document's rows, its chunks' included, are dropped together."""
-    return str((metadata or {}).get(PARENT, id_))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class KeptVectors:
-    """Records are given as chromadb stores them (ids, texts, metadatas): their owners and state
-    keys are read from that."""
+    """`owner`: the document a row belongs to (a chunk's parent), so that a document's rows, its
+    chunks' included, are dropped together."""
 
     def __init__(self, data_dir: Path) -> None:
         self._db = sqlite3.connect(data_dir / FILE, check_same_thread=False, isolation_level=None)
@@ -90,23 +80,18 @@ class KeptVectors:
                 raise
             self._db.execute("COMMIT")
 
-    def keep(
-        self, ids: Sequence[str], texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]], vectors: Vectors
-    ) -> list[str]:
+    def keep(self, owners: Sequence[str], ids: Sequence[str], keys: Sequence[str], vectors: Vectors) -> None:
         """Store the vectors of records about to be written, in one transaction, before chromadb's
-        write: a full disk refuses them (507) while nothing is stored anywhere yet. Returns the
-        records' state keys."""
-        keys = [state_key(text, metadata) for text, metadata in zip(texts, metadatas, strict=True)]
+        write: a full disk refuses them (507) while nothing is stored anywhere yet."""
         rows = [
-            (id_, key, owner_of(id_, metadata), np.asarray(vector, dtype="<f4").tobytes())
-            for id_, key, metadata, vector in zip(ids, keys, metadatas, vectors, strict=True)
+            (id_, key, owner, np.asarray(vector, dtype="<f4").tobytes())
+            for owner, id_, key, vector in zip(owners, ids, keys, vectors, strict=True)
         ]
         try:
             with self._transaction() as db:
                 db.executemany("INSERT OR REPLACE INTO vectors (id, key, owner, vector) VALUES (?, ?, ?, ?)", rows)
         except sqlite3.OperationalError as exc:
             raise StorageUnavailable.refused(exc) from None
-        return keys
 
     def drop_other_states(self, owners: Sequence[str], keys: Sequence[str]) -> None:
         """After chromadb's write: each document's rows (its chunks' too) of states other than `keys`."""
@@ -125,12 +110,9 @@ class KeptVectors:
         except sqlite3.Error:
             logger.exception("could not drop %d superseded vector copies; they are dropped later", len(rows))
 
-    def find(
-        self, ids: Sequence[str], texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]]
-    ) -> list[Vectors | None]:
-        """The kept vector of each record's present state, or None where there is none."""
+    def find(self, ids: Sequence[str], keys: Sequence[str]) -> list[Vectors | None]:
+        """The kept vector of each (id, state key), or None where there is none."""
         found: dict[tuple[str, str], bytes] = {}
-        keys = [state_key(text, metadata) for text, metadata in zip(texts, metadatas, strict=True)]
         pairs = list(zip(ids, keys, strict=True))
         with self._lock:
             for start in range(0, len(pairs), LOOKUP_BATCH):

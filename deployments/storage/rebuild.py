@@ -15,10 +15,11 @@ from chromadb.api.models.Collection import Collection
 from deployments.core.types import Vectors
 from deployments.storage import data_format
 from deployments.storage.chroma import IndexRebuilding, rows, storage_errors, vectors_missing
+from deployments.storage.chunk_store import owner_of
 from deployments.storage.index_check import REBUILD_MARKER
 from deployments.storage.internal_metadata import own_vector, supplied_vector
 from deployments.storage.kept_vectors import FILE as KEPT_FILE
-from deployments.storage.kept_vectors import KeptVectors
+from deployments.storage.kept_vectors import KeptVectors, state_key
 
 logger = logging.getLogger("ray.serve")
 
@@ -66,7 +67,7 @@ class IndexRebuild:
             found = records.get(ids=ids, include=["documents", "metadatas"])
             found_ids, texts = found["ids"], cast(list[str], found["documents"])
             metadatas = found["metadatas"] or []
-            copies = self._kept.find(found_ids, texts, metadatas)
+            copies = self._kept.find(found_ids, [state_key(t, m) for t, m in zip(texts, metadatas, strict=True)])
             # A format-1 folder kept only the tenant's vectors, in their metadata.
             kept = [own_vector(m) if v is None else v for v, m in zip(copies, metadatas, strict=True)]
             if lost := sum(v is None and supplied_vector(m) for v, m in zip(kept, metadatas, strict=True)):
@@ -89,7 +90,13 @@ class IndexRebuild:
             still = [(id_, row_of[id_], metadata) for id_, text, metadata in rows(found) if text == texts[row_of[id_]]]
             if still:
                 kept_ids, kept_rows, metadatas = (list(column) for column in zip(*still, strict=True))
-                self._kept.keep(kept_ids, [texts[row] for row in kept_rows], metadatas, vectors[kept_rows])
+                kept_texts = [texts[row] for row in kept_rows]
+                self._kept.keep(
+                    [owner_of(id_, metadata) for id_, metadata in zip(kept_ids, metadatas, strict=True)],
+                    kept_ids,
+                    [state_key(text, metadata) for text, metadata in zip(kept_texts, metadatas, strict=True)],
+                    vectors[kept_rows],
+                )
                 with storage_errors():
                     records.upsert(ids=kept_ids, embeddings=vectors[kept_rows])
             return len(still)
@@ -99,9 +106,14 @@ class IndexRebuild:
         write lock, so that no write's newer state is overtaken). Returns how many were kept."""
         with self._write_lock:
             found = self.collections[collection].get(ids=ids, include=["documents", "metadatas", "embeddings"])
+            texts, metadatas = cast(list[str], found["documents"]), found["metadatas"] or []
             if found["ids"]:
-                texts, metadatas = cast(list[str], found["documents"]), found["metadatas"] or []
-                self._kept.keep(found["ids"], texts, metadatas, cast(Vectors, found["embeddings"]))
+                self._kept.keep(
+                    [owner_of(id_, metadata) for id_, metadata in zip(found["ids"], metadatas, strict=True)],
+                    found["ids"],
+                    [state_key(text, metadata) for text, metadata in zip(texts, metadatas, strict=True)],
+                    cast(Vectors, found["embeddings"]),
+                )
             return len(found["ids"])
 
     def finish(self) -> None:

@@ -44,7 +44,7 @@ from deployments.storage.internal_metadata import (
     replacing_public,
     supplied_vector,
 )
-from deployments.storage.kept_vectors import KeptVectors, vector_digest
+from deployments.storage.kept_vectors import KeptVectors, state_key, vector_digest
 from deployments.storage.keyword_index import KeywordIndex
 from deployments.storage.rebuild import IndexRebuild
 from deployments.storage.search import TenantSearch
@@ -191,7 +191,8 @@ class TenantStore:
                 )
             for (row, cut), token in zip(chunked, tokens, strict=True):
                 kept[row] = parent_metadata(kept[row], cut, token)
-            keys = self.vectors.keep(ids, texts, kept, vectors)
+            keys = [state_key(text, metadata) for text, metadata in zip(texts, kept, strict=True)]
+            self.vectors.keep(ids, ids, keys, vectors)
             replaced = [replacing(old_metadata.get(id_), new) for id_, new in zip(ids, kept, strict=True)]
             with self._keywords_follow(ids), storage_errors():
                 self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]

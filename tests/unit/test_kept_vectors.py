@@ -11,7 +11,7 @@ import pytest
 from deployments.core.errors import InternalFailure, StorageUnavailable
 from deployments.core.types import Chunks
 from deployments.embedding.backends import HashingBackend
-from deployments.storage.kept_vectors import FILE
+from deployments.storage.kept_vectors import FILE, state_key
 from deployments.storage.tenant_store import TenantStore
 
 BACKEND = HashingBackend()
@@ -27,7 +27,9 @@ def kept_for(store: TenantStore, ids: list[str], collection: str = "documents") 
     records = store.rebuild.collections[collection]
     found = records.get(ids=ids, include=["documents", "metadatas"])
     assert found["ids"] == ids
-    return store.vectors.find(ids, found["documents"] or [], found["metadatas"] or [])
+    texts, metadatas = found["documents"] or [], found["metadatas"] or []
+    keys = [state_key(text, metadata) for text, metadata in zip(texts, metadatas, strict=True)]
+    return store.vectors.find(ids, keys)
 
 
 def rows(store: TenantStore) -> list[tuple[str, str]]:
