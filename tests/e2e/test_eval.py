@@ -47,8 +47,10 @@ def test_make_eval_runs_through_the_http_api(tmp_path, capsys, onnx_model_cache,
         pytest.skip(f"SciFact not found at {SCIFACT} (../shared/eval is absent on this machine)")
     data = slice_of_scifact(tmp_path / "scifact-slice")
     # Without the STS check and the int8 backend's exact-search row (each embeds everything again in
-    # this process; `make eval` runs both): this is the HTTP path, not the published scores.
-    options = ["--no-readme", "--sts", str(tmp_path / "none"), "--exact-backends", ""]
+    # this process; `make eval` runs both): this is the HTTP path, not the published scores. One import
+    # request at a time: four, as `make eval` sends, each wait for the others' model runs (about 20 s
+    # each on an idle 2-core machine, past the 60 s request timeout on a busy one: a CI failure).
+    options = ["--no-readme", "--sts", str(tmp_path / "none"), "--exact-backends", "", "--clients", "1"]
     with Client(integration_service.url, api_key=INTEGRATION_API_KEY, timeout=60) as client:
         emptied(client)
     options += ["--url", integration_service.url, "--api-key", INTEGRATION_API_KEY]

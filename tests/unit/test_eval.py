@@ -4,9 +4,20 @@
 import math
 from pathlib import Path
 
+import httpx
 import pytest
 
-from bench.eval import EVAL_DIR, PUBLISHED_STS, STS_TOLERANCE, ndcg_at, overlap_at, recall_at, sts_spearman
+from bench.eval import (
+    EVAL_DIR,
+    PUBLISHED_STS,
+    STS_TOLERANCE,
+    TIMED_OUT_TRIES,
+    ndcg_at,
+    overlap_at,
+    post,
+    recall_at,
+    sts_spearman,
+)
 from deployments.core.config import load_settings
 from deployments.embedding.models import load_backend
 
@@ -26,6 +37,28 @@ def test_overlap_is_the_share_of_the_exact_top_k_found():
     exact = {"q": ["a", "b", "c", "d"]}
     assert overlap_at({"q": ["b", "a", "x", "y"]}, exact, 2) == 1.0
     assert overlap_at({"q": ["x", "a", "c", "y"]}, exact, 4) == 0.5
+
+
+def answering(*statuses: int) -> tuple[httpx.Client, list[int]]:
+    """A client whose server answers `statuses` in turn, then 200; and the list of what it answered."""
+    answered: list[int] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        status = statuses[len(answered)] if len(answered) < len(statuses) else 200
+        answered.append(status)
+        return httpx.Response(status, json={"ok": status == 200}, headers={"Retry-After": "0"})
+
+    return httpx.Client(base_url="http://service", transport=httpx.MockTransport(reply)), answered
+
+
+def test_a_request_that_timed_out_is_sent_again_a_bounded_number_of_times():
+    client, answered = answering(408, 503, 408)
+    assert post(client, "/embed/", {}) == {"ok": True}
+    assert answered == [408, 503, 408, 200]
+    client, answered = answering(*[408] * TIMED_OUT_TRIES)
+    with pytest.raises(httpx.HTTPStatusError, match="408"):
+        post(client, "/embed/", {})
+    assert answered == [408] * TIMED_OUT_TRIES
 
 
 def test_the_onnx_backend_is_still_the_published_model_on_sts_benchmark(onnx_model_cache: Path):
