@@ -1,7 +1,7 @@
 """`make bench-scale` / `python -m bench.scale`: what a tenant costs as it grows, on this machine.
 
 For each size (default 10,000 and 100,000 documents; `--sizes 10000,100000,1000000` adds the
-million, about an hour here) a tenant is built through the HTTP API of the service as it runs in
+million, about an hour to build here) a tenant is built through the HTTP API of the service as it runs in
 production (`serve run`, enterprise plan), documents bringing their own vectors so that the model is
 not the bottleneck: short synthetic texts with metadata (so filters and keyword search have work),
 vectors clustered as a model's are. Then, one client at a time, it measures search p50/p99 in each
