@@ -26,9 +26,12 @@ T = TypeVar("T")
 # seconds): chromadb can hang in a write after the disk failed one. The health check then fails
 # and Serve replaces the replica; the stuck call's caller gets a 503, nothing half-written.
 WRITE_STALL_S = 120.0
-# A rebuild restores this many records at a time (one chromadb write, under the write lock: about
-# a second on 2 cores), re-embedding those without a kept vector MAX_TEXTS_PER_CALL at a time.
-REBUILD_BATCH = 1_000
+# A rebuild restores this many records at a time (one chromadb write, under the write lock),
+# re-embedding those without a kept vector MAX_TEXTS_PER_CALL at a time. chromadb holds the GIL
+# for a whole write, so nothing else in this replica runs meanwhile, health probes and searches
+# included: 1,000 records held it 0.5 s on a 5,000-record index on an idle machine and past the
+# 2 s probe timeout on a busy one (a CI failure); 250 hold it a quarter as long.
+REBUILD_BATCH = 250
 REBUILD_RETRY_S = 2.0
 # Threads for reads (searches, lookups, counts), apart from the one writer: chromadb serves reads
 # while a write runs, so a search never waits for a queue of imports to drain.
