@@ -7,12 +7,15 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from deployments.core.types import Span, Vectors
 from deployments.embedding.tokens import FastTokenizer, Tokenizing, TransformersTokenizer
+
+if TYPE_CHECKING:  # the library itself is imported where a model is loaded
+    from tokenizers import Encoding
 
 
 class EmbeddingBackend(Tokenizing, Protocol):
@@ -60,6 +63,26 @@ class SentenceTransformerBackend:
         return self._tokens.token_spans(texts)
 
 
+# Padded tokens in one ONNX Runtime run, at most. On a CPU a small run embeds more texts per second
+# than a big one (its activations stay in the core's caches): SciFact passages (cut at 256 tokens)
+# one a run, on two threads, 28.7/s against 17.2/s in runs of 32; queries of about 20 tokens, about
+# twelve a run, 6.3 CPU ms each against 8.8 in runs of 16 (2026-12-05, `make bench-backends` has both).
+TOKEN_BUDGET = 256
+
+
+def token_budget_runs(lengths: list[int], budget: int = TOKEN_BUDGET) -> list[list[int]]:
+    """The rows of each run: texts sorted by length (a run pads to its longest, so each pads
+    little), as many in a run as fit `budget` padded tokens, at least one."""
+    runs: list[list[int]] = []
+    for row in sorted(range(len(lengths)), key=lengths.__getitem__):
+        # Sorted, so this row is the run's longest: the run would pad every row to its length.
+        if runs and (len(runs[-1]) + 1) * lengths[row] <= budget:
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    return runs
+
+
 class OnnxBackend:
     """The same model exported to ONNX, run by onnxruntime on the CPU: about 3x faster than torch for a
     single query and without torch in the process. Vectors match the torch backend to 1e-6 cosine."""
@@ -68,15 +91,17 @@ class OnnxBackend:
         self,
         model_path: Path,
         onnx_path: Path,
-        batch_size: int = 32,
+        token_budget: int = TOKEN_BUDGET,
         threads: int = 0,
         parallel: int = 1,
         kind: str = "onnx",
     ) -> None:
-        """`threads`: ONNX Runtime's threads for one run (0: one per core), what a lone query wants;
-        `parallel`: how many sub-batches of `batch_size` run at once, on threads of their own, what
-        bulk embedding wants (with `threads=1`: 1.26x the passages per second of one run on two
-        threads here, and a thread the OS holds back delays only its own sub-batch)."""
+        """`token_budget`: padded tokens in one run, at most (token_budget_runs); `threads`: ONNX
+        Runtime's threads for one run (0: one per core), what a lone query wants; `parallel`: how
+        many runs go at once, on threads of their own, what bulk embedding wants (with `threads=1`:
+        1.26x the passages per second of one run on two threads here, and a thread the OS holds
+        back delays only its own run; each thread takes the next run when done, so none idles
+        while another finishes a batch's share)."""
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -84,10 +109,10 @@ class OnnxBackend:
         self.onnx_path = onnx_path
         self._tokens = FastTokenizer(model_path)  # untruncated, for counts and spans
         self.max_tokens = self._tokens.max_tokens
-        self.batch_size = batch_size
-        self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))  # truncated and padded, for runs
+        self.token_budget = token_budget
+        self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))  # truncated, for runs
         self._tokenizer.enable_truncation(self.max_tokens)
-        self._tokenizer.enable_padding()
+        self._tokenizer.no_padding()  # each run pads its own rows (_run)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per core
         # Idle worker threads would otherwise spin for work, stealing the cores that the rest of
@@ -101,26 +126,28 @@ class OnnxBackend:
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         # Made on first use, by the thread that encodes: its threads inherit that thread's priority.
         self._workers = ThreadPoolExecutor(parallel, "onnx-batch") if parallel > 1 else None
-        self.dimension = int(self._encode_batch(["dimension probe"]).shape[1])
+        self.dimension = int(self._run(self._tokenizer.encode_batch(["dimension probe"]), [0]).shape[1])
 
     def encode(self, texts: list[str]) -> Vectors:
-        # Sorted by length so each sub-batch pads little, as sentence-transformers does.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        batches = [order[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
-        run = partial(self._encode_rows, texts)
-        pooled = self._workers.map(run, batches) if self._workers and len(batches) > 1 else map(run, batches)
+        encodings = self._tokenizer.encode_batch(texts)
+        runs = token_budget_runs([len(encoding.ids) for encoding in encodings], self.token_budget)
+        run = partial(self._run, encodings)
+        pooled = self._workers.map(run, runs) if self._workers and len(runs) > 1 else map(run, runs)
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for rows, batch_vectors in zip(batches, pooled, strict=True):
-            vectors[rows] = batch_vectors
+        for rows, run_vectors in zip(runs, pooled, strict=True):
+            vectors[rows] = run_vectors
         return vectors
 
-    def _encode_rows(self, texts: list[str], rows: list[int]) -> Vectors:
-        return self._encode_batch([texts[i] for i in rows])
-
-    def _encode_batch(self, texts: list[str]) -> Vectors:
-        encodings = self._tokenizer.encode_batch(texts)
-        input_ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, encodings: list["Encoding"], rows: list[int]) -> Vectors:
+        """One model run over the texts `rows` of `encodings`, padded to the longest of them (the
+        padding's token id is masked out of attention and pooling, so any id will do: 0)."""
+        length = max(len(encodings[row].ids) for row in rows)
+        input_ids = np.zeros((len(rows), length), dtype=np.int64)
+        mask = np.zeros((len(rows), length), dtype=np.int64)
+        for line, row in enumerate(rows):
+            ids = encodings[row].ids
+            input_ids[line, : len(ids)] = ids
+            mask[line, : len(ids)] = 1
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
         hidden = self._session.run(None, feeds, self._run_options)[0]
         weights = mask[..., None].astype(np.float32)

@@ -3,7 +3,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from deployments.core.config import model_window, resolve_model_path
-from deployments.embedding.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend
+from deployments.embedding.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend, token_budget_runs
 from deployments.embedding.models import embed_texts
 from deployments.embedding.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
 from deployments.embedding.tokens import FastTokenizer, TransformersTokenizer, load_tokenizer, truncated_flags
@@ -52,12 +52,22 @@ def test_onnx_backend_matches_torch(model, onnx_model):
     assert (onnx_model.dimension, onnx_model.max_tokens) == (384, 256)
 
 
-def test_sub_batches_run_in_parallel_give_the_same_vectors(onnx_model):
+def test_runs_of_any_size_in_parallel_give_the_same_vectors(onnx_model, model):
     model_path = resolve_model_path("all-MiniLM-L6-v2")
-    parallel = OnnxBackend(model_path, onnx_model.onnx_path, batch_size=2, threads=1, parallel=2)
-    texts = [f"text number {n} " * (n % 7 + 1) for n in range(11)]  # six sub-batches of unequal lengths
-    assert np.allclose(parallel.encode(texts), onnx_model.encode(texts), atol=1e-5)
+    parallel = OnnxBackend(model_path, onnx_model.onnx_path, token_budget=24, threads=1, parallel=2)
+    whole = OnnxBackend(model_path, onnx_model.onnx_path, token_budget=100_000)
+    texts = [f"text number {n} " * (n % 7 + 1) for n in range(11)] + ["word " * 400]  # runs of unequal lengths
+    assert len(token_budget_runs([len(e.ids) for e in parallel._tokenizer.encode_batch(texts)], 24)) > 4
+    one_by_one = np.concatenate([onnx_model.encode([text]) for text in texts])
+    for vectors in (parallel.encode(texts), whole.encode(texts), model.encode(texts)):
+        assert np.min(np.sum(vectors * one_by_one, axis=1)) > 1 - 1e-5
     assert parallel.encode([]).shape == (0, 384)
+
+
+def test_token_budget_runs_fill_up_to_the_budget_from_the_shortest():
+    assert token_budget_runs([10, 3, 200, 4, 300], budget=16) == [[1, 3], [0], [2], [4]]
+    assert token_budget_runs([5, 5, 5, 5], budget=20) == [[0, 1, 2, 3]]
+    assert token_budget_runs([], budget=16) == []
 
 
 def test_int8_model_is_the_same_model_nearly(onnx_model):
