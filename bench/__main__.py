@@ -293,9 +293,9 @@ def main(argv: list[str]) -> int:
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     # Room for the collection and both imports of the mixed scenario.
     settings = tenant_settings(args.cache_dir / "unused", args.cache_dir, args.docs + 2 * args.mixed_docs)
-    # As the service runs them: one for queries (one run over every core), one for documents (bulk).
+    # As the service runs them: a model session for queries, another for documents.
     backend = load_backend(settings, gpu=args.device == "cuda")
-    bulk = load_backend(settings, gpu=args.device == "cuda", bulk=True)
+    bulk = load_backend(settings, gpu=args.device == "cuda")
     workload = load_workload(args.eval_dir, args.docs, bulk, args.cache_dir)
     base = base_folder(workload, settings, backend, args.cache_dir)
 

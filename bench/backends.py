@@ -1,7 +1,7 @@
 """`make bench-backends` / `python -m bench.backends`: the embedding backends' speed on this machine.
 
 Each backend (default: onnx, onnx-int8) embeds the same SciFact passages as the Embedder embeds an
-import (`bulk`: runs on every core), the same test queries one at a time as a lone search does, and
+import (runs on every core), the same test queries one at a time as a lone search does, and
 16 at a time as a busy Ingress's search batch does, in one run, so the figures are ratios against
 the first row rather than readings of a noisy machine. Each backend runs under each token budget
 (`--token-budgets`, padded tokens per model run: the shipped 256 beside 8,192, runs of 32
@@ -31,22 +31,22 @@ def cpu_s() -> float:
 
 
 def measure_backend(
-    bulk: EmbeddingBackend, query: EmbeddingBackend, texts: list[str], queries: list[str]
+    backend: EmbeddingBackend, texts: list[str], queries: list[str]
 ) -> tuple[float, float, float, float]:
     """Passages/s in bulk; a lone query's p50 ms and CPU ms; CPU ms per query, QUERY_BATCH at a time."""
-    bulk.encode(texts[:64])  # warm-up: first runs allocate
+    backend.encode(texts[:64])  # warm-up: first runs allocate
     started = time.perf_counter()
-    bulk.encode(texts)
+    backend.encode(texts)
     per_s = len(texts) / (time.perf_counter() - started)
     latencies, cpu_started = [], cpu_s()
     for text in queries:
         started = time.perf_counter()
-        query.encode([text])
+        backend.encode([text])
         latencies.append(1000 * (time.perf_counter() - started))
     cpu_ms = 1000 * (cpu_s() - cpu_started) / len(queries)
     cpu_started = cpu_s()
     for first in range(0, len(queries), QUERY_BATCH):
-        query.encode(queries[first : first + QUERY_BATCH])
+        backend.encode(queries[first : first + QUERY_BATCH])
     batched_cpu_ms = 1000 * (cpu_s() - cpu_started) / len(queries)
     return per_s, measure.percentile(latencies, 50), cpu_ms, batched_cpu_ms
 
@@ -74,12 +74,11 @@ def main(argv: list[str]) -> int:
         settings = load_settings(
             persist_dir=args.cache_dir / "unused", model_cache_dir=args.cache_dir / "model-cache", embed_backend=name
         )
-        bulk, query = load_backend(settings, bulk=True), load_backend(settings)
+        backend = load_backend(settings)
+        assert isinstance(backend, OnnxBackend), f"{name} is not an ONNX backend"
         for budget in args.token_budgets:
-            for backend in (bulk, query):
-                assert isinstance(backend, OnnxBackend), f"{name} is not an ONNX backend"
-                backend.token_budget = budget
-            rows.append((f"{name}, {budget} tokens a run", *measure_backend(bulk, query, texts, queries)))
+            backend.token_budget = budget
+            rows.append((f"{name}, {budget} tokens a run", *measure_backend(backend, texts, queries)))
             print(f"{rows[-1][0]}: " + ", ".join(f"{value:.2f}" for value in rows[-1][1:]), flush=True)
     base = rows[0]
     print(

@@ -283,8 +283,9 @@ def other_backends(settings: Settings, data: Beir, names: str, depth: int) -> li
     for name in filter(None, names.split(",")):
         print(f"embedding the corpus with the {name} backend for exact search ...", flush=True)
         chosen = settings.model_copy(update={"embed_backend": name})
-        corpus = load_backend(chosen, bulk=True).encode([data.corpus[i] for i in ids])
-        queries = load_backend(chosen).encode([data.queries[q] for q in query_ids])
+        backend = load_backend(chosen)
+        corpus = backend.encode([data.corpus[i] for i in ids])
+        queries = backend.encode([data.queries[q] for q in query_ids])
         rows.append(Row(f"semantic, exact search, backend {name}", exact_run(corpus, ids, queries, query_ids, depth)))
     return rows
 

@@ -62,7 +62,7 @@ class Embedder:
         # priority before the model is loaded, so ONNX Runtime's own threads inherit it.
         self._bulk = ThreadPoolExecutor(1, "bulk-embed", initializer=lower_this_threads_priority)
         self._queries = ThreadPoolExecutor(1, "query-embed")
-        self.backend = self._bulk.submit(load_backend, settings, self._gpu, True).result()
+        self.backend = self._bulk.submit(load_backend, settings, self._gpu).result()
         self._query_backend: EmbeddingBackend | None = None
         self._documents_pending = 0  # texts of document calls not answered yet (queued or embedding)
         if serves_queries:

@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 from deployments.core.config import Settings
 from deployments.core.types import Vectors
 from deployments.embedding.backends import EmbeddingBackend
+from deployments.embedding.models import cores
 
 QueryEmbedding = Literal["ingress", "embedder"]
 
@@ -29,15 +30,16 @@ class QueryEncoder(Protocol):
 
 
 class LocalQueryEncoder:
-    """The model in this process, in a thread of its own (ONNX Runtime releases the GIL while it
-    works, so the event loop goes on answering HTTP meanwhile)."""
+    """The model in this process, on threads of its own (ONNX Runtime releases the GIL while it
+    works, so the event loop goes on answering HTTP meanwhile): one per core, so two search batches
+    in flight are embedded side by side, each on a core, rather than one after the other."""
 
     def __init__(self, backend: EmbeddingBackend) -> None:
         self.backend = backend
-        self._thread = ThreadPoolExecutor(1, "query-embed")
+        self._threads = ThreadPoolExecutor(cores(), "query-embed")
 
     async def embed_queries(self, texts: list[str]) -> Vectors:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self.backend.encode, texts)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self.backend.encode, texts)
 
 
 def query_encoder(settings: Settings, embedder: QueryEncoder, where: QueryEmbedding) -> QueryEncoder:
