@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 KEY = "import-api-key-0123456789abcdef"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
-# Three documents of 50,000 characters, chunked: about 190 chunks for the model, about 10 s on 2
+# Three documents of 50,000 characters, chunked: about 190 chunks for the model, about 6 s on 2
 # idle cores, far longer than a search; and well inside the service's 60 s request limit even on a
 # machine busy with other work, so that the import's own 200 is part of the proof.
 SENTENCE = "Mitochondria in the muscle cells of older mice divide less often after a fast of two days. "
