@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/python -m deployments.launch serve_config.yaml
 
 # The side-by-side benchmark (40 minutes warm on 2 cores on 2026-12-03; a cold .bench-cache/ first embeds ~95,000 documents in-process, 36 minutes on 2026-12-03, then indexes them); it
-# rewrites the README's Performance table. Never part of `make test`.
+# rewrites the README's Performance table. ARGS="--docs 20000": 17 minutes from a cold cache (2026-12-05). Never part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
