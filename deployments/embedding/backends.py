@@ -97,11 +97,11 @@ class OnnxBackend:
         kind: str = "onnx",
     ) -> None:
         """`token_budget`: padded tokens in one run, at most (token_budget_runs); `threads`: ONNX
-        Runtime's threads for one run (0: one per core), what a lone query wants; `parallel`: how
-        many runs go at once, on threads of their own, what bulk embedding wants (with `threads=1`:
-        1.26x the passages per second of one run on two threads here, and a thread the OS holds
-        back delays only its own run; each thread takes the next run when done, so none idles
-        while another finishes a batch's share)."""
+        Runtime's threads for one run (0: one per core: a lone query's answer comes sooner, at a
+        higher CPU cost; the service runs 1, models.load_backend says why); `parallel`: how many
+        runs go at once, on threads of their own (with `threads=1`: a thread the OS holds back
+        delays only its own run, and each thread takes the next run when done, so none idles
+        while another finishes a call's share)."""
         import onnxruntime
         from tokenizers import Tokenizer
 
