@@ -36,6 +36,7 @@ from deployments.storage.chroma import (
     vectors_missing,
 )
 from deployments.storage.chunk_store import ChunkStore, parent_metadata
+from deployments.storage.exact_search import ExactWhenSmall
 from deployments.storage.index_check import index_folders, quarantine_broken_indexes
 from deployments.storage.internal_metadata import (
     CHUNK_SET,
@@ -105,8 +106,11 @@ class TenantStore:
         )
 
     def _open_collection(self, name: str, identity: dict[str, Any]) -> Collection:
-        return self._client.get_or_create_collection(
-            name, configuration={"hnsw": HNSW_CONFIGURATION}, metadata=identity, embedding_function=None
+        """The collection `name`, searched exactly while small (storage.exact_search)."""
+        return ExactWhenSmall(
+            self._client.get_or_create_collection(
+                name, configuration={"hnsw": HNSW_CONFIGURATION}, metadata=identity, embedding_function=None
+            )
         )
 
     def _bring_keywords_in_step(self) -> None:
