@@ -40,9 +40,9 @@ bench-backends: $(STAMP)
 bench-rebuild: $(STAMP)
 	$(BIN)/python -m bench.rebuild $(ARGS)
 
-# The growth table: tenants of 10,000 and 100,000 documents built through the HTTP API (their own
+# The growth table: tenants of 2,000, 10,000 and 100,000 documents built through the HTTP API (their own
 # vectors), then search latency by mode, recall, memory, disk, start, kill -9 recovery and snapshot
-# for each (ARGS="--sizes 10000,100000,1000000" adds the million: about an hour more to build, once).
+# for each (ARGS="--sizes 2000,10000,100000,1000000" adds the million: about an hour more to build, once).
 # Built tenants are cached in .bench-cache/scale/. Never part of `make test`.
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale $(ARGS)

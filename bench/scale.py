@@ -1,9 +1,10 @@
 """`make bench-scale` / `python -m bench.scale`: what a tenant costs as it grows, on this machine.
 
-For each size (default 10,000 and 100,000 documents; `--sizes 10000,100000,1000000` adds the
-million, about an hour to build here) a tenant is built through the HTTP API of the service as it runs in
-production (`serve run`, enterprise plan), documents bringing their own vectors so that the model is
-not the bottleneck: short synthetic texts with metadata (so filters and keyword search have work),
+For each size (default 2,000, 10,000 and 100,000 documents: the first is searched exactly,
+storage.exact_search; `--sizes 2000,10000,100000,1000000` adds the million, about an hour to
+build here) a tenant is built through the HTTP API of the service as it runs in production
+(`serve run`, enterprise plan), documents bringing their own vectors so that the model is not the
+bottleneck: short synthetic texts with metadata (so filters and keyword search have work),
 vectors clustered as a model's are. Then, one client at a time, it measures search p50/p99 in each
 mode and with a filter, recall@10 of semantic search against exact search (numpy, the same
 vectors), idle memory (PSS of every process), disk bytes per document, a snapshot's time and size,
@@ -260,7 +261,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated document counts, ascending")
+    parser.add_argument("--sizes", default="2000,10000,100000", help="comma-separated document counts, ascending")
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".bench-cache" / "scale")
     args = parser.parse_args(argv)
     rows = []

@@ -166,12 +166,10 @@ class ExactWhenSmall(Collection):
             allowed = set(self.get(where=where, where_document=where_document, include=[])["ids"])
             rows = [row for row, id_ in enumerate(ids) if id_ in allowed]
             ids, matrix = [ids[row] for row in rows], matrix[rows]
-        most = min(n_results, len(ids))
         top_ids: list[list[str]] = []
         distances: list[list[float]] = []
-        for scores in queries @ matrix.T if most else [np.empty(0, np.float32)] * len(queries):
-            best = np.argpartition(-scores, most - 1)[:most] if most else np.empty(0, np.int64)
-            best = best[np.argsort(-scores[best], kind="stable")]
+        for scores in queries @ matrix.T if ids else np.empty((len(queries), 0), np.float32):
+            best = np.argsort(-scores, kind="stable")[:n_results]
             top_ids.append([ids[row] for row in best])
             distances.append([float(1.0 - scores[row]) for row in best])  # chromadb's cosine distance
         fields = [field for field in ("documents", "metadatas") if field in include]
