@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import numpy as np
 from chromadb.api.models.Collection import Collection
-from chromadb.api.types import DeleteResult, Include, QueryResult
+from chromadb.api.types import DeleteResult, Include, QueryResult, maybe_cast_one_to_many
 from chromadb.errors import InternalError
 
 from deployments.core.types import Vectors
@@ -87,14 +87,14 @@ class ExactWhenSmall(Collection):
         with self._changing():
             result = super().delete(ids, where, where_document, limit)
         with self._lock:
-            self._generation += 1
-            self._small = True  # fewer records now, perhaps few enough: the next search counts them
-            self._matrix = None
             if self._held is not None and ids is not None and not (where or where_document):
-                for id_ in [ids] if isinstance(ids, str) else ids:
+                self._generation += 1
+                self._small = True  # fewer records now, perhaps few enough: the next search counts them
+                self._matrix = None
+                for id_ in maybe_cast_one_to_many(ids) or []:
                     self._held.pop(id_, None)
             else:  # which records a filter removed, chromadb knows: read them all again
-                self._held = None
+                self._forget()
         return result
 
     @contextmanager
@@ -105,9 +105,13 @@ class ExactWhenSmall(Collection):
             yield
         except BaseException:
             with self._lock:
-                self._generation += 1
-                self._held, self._matrix, self._small = None, None, True
+                self._forget()
             raise
+
+    def _forget(self) -> None:
+        """Read every vector again at the next search (the caller holds the lock)."""
+        self._generation += 1
+        self._held, self._matrix, self._small = None, None, True
 
     def _wrote(self, ids: Any, embeddings: Any) -> None:
         if embeddings is None:  # texts or metadata only: the vectors are as they were
@@ -117,7 +121,7 @@ class ExactWhenSmall(Collection):
             self._matrix = None
             if self._held is None:
                 return
-            self._held.update(zip([ids] if isinstance(ids, str) else ids, _unit(embeddings), strict=True))
+            self._held.update(zip(maybe_cast_one_to_many(ids) or [], _unit(embeddings), strict=True))
             if len(self._held) > self._most:
                 self._held, self._small = None, False
 
