@@ -65,14 +65,17 @@ class ServeInstance:
         logging_config: dict[str, Any] | None = None,
         args: dict[str, Any] | None = None,
         repo: Path = REPO,
+        wrapper: tuple[str, ...] = (),
     ) -> None:
         """`env`: the tenant's settings (over this process's environment); `deployments`: options
         to change in the shipped `config`, by deployment name; `logging_config`: entries to change
         in its logging_config; `args`: entries to change in the application's `args` (app.GraphArgs).
         The port is the only other change. `repo`: the checkout whose code and config run (another
-        revision's worktree for bench.compare)."""
+        revision's worktree for bench.compare). `wrapper`: a command the launcher runs under (its
+        arguments follow), as a test's private mount namespace."""
         self.workdir = workdir
         self.repo = repo
+        self.wrapper = wrapper
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Ray's metrics export port too: the launcher would otherwise choose it in its own process,
@@ -96,7 +99,7 @@ class ServeInstance:
         started = time.perf_counter()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "deployments.launch", str(self.config_path)],
+                [*self.wrapper, sys.executable, "-m", "deployments.launch", str(self.config_path)],
                 cwd=self.repo,
                 env=self.env,
                 stdout=log,

@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     snapshots_kept: int = Field(
         3, ge=1, description="Snapshots kept on the volume; taking one more removes the oldest."
     )
+    min_free_disk_mb: int = Field(
+        64,
+        ge=0,
+        description="Writes are refused (507, nothing stored) while the data volume would keep less free than this.",
+    )
     api_key: SecretStr | None = Field(
         None,
         min_length=16,

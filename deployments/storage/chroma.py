@@ -113,7 +113,8 @@ def storage_errors() -> Iterator[None]:
         logger.exception("a write failed inside chromadb")
         raise InternalFailure(
             f"the store failed during this write ({type(exc).__name__}; it was logged): it may or may not "
-            "have been stored. Read the ids back, or send it again (a write by id is safe to repeat)"
+            "have been stored, and reading the ids back cannot tell yet (chromadb may apply a write it logged "
+            "at its next start). Send it again: a write by id is safe to repeat"
         ) from None
 
 

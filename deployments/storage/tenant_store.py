@@ -37,6 +37,7 @@ from deployments.storage.chroma import (
 )
 from deployments.storage.chunk_store import ChunkStore, parent_metadata
 from deployments.storage.exact_search import ExactWhenSmall
+from deployments.storage.free_space import MIB, refuse_without_room, write_size
 from deployments.storage.index_check import index_folders, quarantine_broken_indexes
 from deployments.storage.internal_metadata import (
     CHUNK_SET,
@@ -176,6 +177,7 @@ class TenantStore:
         `chunks`, the documents cut into chunks (deployments.storage.chunk_store: their first chunk's vector
         is the one in `vectors`)."""
         with self._write_lock:
+            self._check_disk(write_size(metadatas, texts, vectors, chunks or ()))
             existing = self._collection.get(ids=ids, include=["metadatas"])
             old_metadata = dict(zip(existing["ids"], existing["metadatas"] or [], strict=True))
             count = self._collection.count()
@@ -205,6 +207,10 @@ class TenantStore:
                 self.chunks.drop_stale(ids, tokens)
             return count + added
 
+    def _check_disk(self, incoming_bytes: int = 0) -> None:
+        """Refuse a write (507, nothing done) that the volume may not have room to finish (storage.free_space)."""
+        refuse_without_room(self._settings.data_dir, self._settings.min_free_disk_mb * MIB, incoming_bytes)
+
     def _check_room(self, count: int, added: int) -> None:
         if count + added > self.quota:
             raise QuotaExceeded(
@@ -218,7 +224,9 @@ class TenantStore:
         pass the quota now (upsert checks again, atomically, under the write lock); else the stored
         vector of each id whose stored text equals the given one and was embedded by the model,
         whole: re-sending an unchanged document (say, to update its metadata) needs no embedding.
+        Refused too (507) when the volume is short of room for it.
         (A supplied vector or a chunked document's first-chunk vector is not that.)"""
+        self._check_disk(write_size([], texts))  # before the model runs for a write that cannot be stored
         wanted = dict(zip(ids, texts, strict=True))
         count = self._collection.count()
         try:
@@ -262,6 +270,7 @@ class TenantStore:
     def update_metadata(self, ids: list[str], metadatas: list[Metadata]) -> int:
         """Replace the metadata of existing documents, all or none; text and vector stay."""
         with self._write_lock:
+            self._check_disk(write_size(metadatas))
             existing = self._collection.get(ids=ids, include=["metadatas"])
             old = dict(zip(existing["ids"], existing["metadatas"] or [], strict=True))
             missing = [id_ for id_ in ids if id_ not in old]
@@ -306,6 +315,7 @@ class TenantStore:
     def _delete_found(self, found: list[str]) -> tuple[int, int]:
         """Delete these existing ids everywhere they live; (how many, count after). Holds the write lock."""
         if found:
+            self._check_disk()  # a delete is a write too: chromadb logs it, then applies it
             with self._keywords_follow(found), storage_errors():
                 self._collection.delete(ids=found)
             with storage_errors():
