@@ -115,7 +115,7 @@ class ChromaStore:
             count: int | None = await asyncio.wait_for(self.count(), COUNT_WAIT_S)
         except TimeoutError:
             count = None
-        return {"count": count, "index": dict(self.index)}
+        return {"count": count, "index": dict(self.index), "volume": self.store.volume()}
 
     async def rebuild_index(self) -> None:
         """Give every stored record (documents, then chunks of long ones) its vector again after a

@@ -36,6 +36,7 @@ class StoreInfo(TypedDict):
 
     count: int | None  # None when chromadb did not give it in time (a write it waits behind runs)
     index: dict[str, Any]  # the vector index's state ("ready", or a rebuild's progress)
+    volume: dict[str, Any]  # the data volume's free space, and whether writes are taken (MIN_FREE_DISK_MB)
 
 
 class SnapshotManifest(TypedDict):

@@ -12,6 +12,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from deployments.core.errors import StorageUnavailable
 from deployments.core.types import Chunks, Metadata, Vectors
@@ -37,6 +38,16 @@ def write_size(
         + sum(len(text.encode()) + cut.vectors.nbytes for text, cut in chunked)
         + (0 if vectors is None else vectors.nbytes)
     )
+
+
+def volume_state(folder: Path, min_free_bytes: int) -> dict[str, Any]:
+    """What /healthz/ says of the data volume: its free space, the margin, and whether writes are taken."""
+    free = shutil.disk_usage(folder).free
+    return {
+        "free_mb": round(free / MIB, 1),
+        "min_free_mb": min_free_bytes // MIB,
+        "writes": "accepted" if free >= min_free_bytes else "refused",
+    }
 
 
 def refuse_without_room(folder: Path, min_free_bytes: int, incoming_bytes: int = 0) -> None:

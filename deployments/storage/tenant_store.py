@@ -37,7 +37,7 @@ from deployments.storage.chroma import (
 )
 from deployments.storage.chunk_store import ChunkStore, parent_metadata
 from deployments.storage.exact_search import ExactWhenSmall
-from deployments.storage.free_space import MIB, refuse_without_room, write_size
+from deployments.storage.free_space import MIB, refuse_without_room, volume_state, write_size
 from deployments.storage.index_check import index_folders, quarantine_broken_indexes
 from deployments.storage.internal_metadata import (
     CHUNK_SET,
@@ -206,6 +206,9 @@ class TenantStore:
             with storage_errors():
                 self.chunks.drop_stale(ids, tokens)
             return count + added
+
+    def volume(self) -> dict[str, Any]:
+        return volume_state(self._settings.data_dir, self._settings.min_free_disk_mb * MIB)
 
     def _check_disk(self, incoming_bytes: int = 0) -> None:
         """Refuse a write (507, nothing done) that the volume may not have room to finish (storage.free_space)."""

@@ -139,7 +139,10 @@ def test_a_nearly_full_volume_refuses_writes_whole_and_keeps_serving_reads(volum
         assert sorted(keyword_ids(api, "zebras")) == sorted(BEFORE)
         semantic = api.post("/search/", json={"query": "wombats", "top_k": 1})
         assert semantic.status_code == 200 and semantic.json()["results"][0]["id"] == "short"
-        assert api.get("/healthz/").status_code == 200
+        health = api.get("/healthz/")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        volume_health = health.json()["deployments"]["ChromaStore"]["detail"]["volume"]
+        assert volume_health["writes"] == "refused" and volume_health["min_free_mb"] == MARGIN_MIB
 
         # A store replica that reads the folder afresh finds exactly what was acknowledged: no refused
         # write was logged to be replayed, and the keyword index agrees.
@@ -152,6 +155,7 @@ def test_a_nearly_full_volume_refuses_writes_whole_and_keeps_serving_reads(volum
         assert sorted(keyword_ids(api, "zebras")) == sorted(BEFORE)
 
         # With the room back, writes work again.
+        assert api.get("/healthz/").json()["deployments"]["ChromaStore"]["detail"]["volume"]["writes"] == "accepted"
         again = api.post("/embed/", json={"documents": LONG})
         assert again.status_code == 200, again.text
         assert sorted(keyword_ids(api, "quokka")) == sorted(doc["id"] for doc in LONG)
