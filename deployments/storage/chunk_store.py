@@ -103,8 +103,6 @@ class ChunkStore:
         self, vectors: Vectors, candidates: int, where: dict[str, Any] | None
     ) -> list[dict[str, tuple[float, list[int], str]]]:
         """For each query vector: parent id -> (best chunk score, its span, its chunk set)."""
-        if not self.collection.count():
-            return [{} for _ in vectors]
         found = self.collection.query(
             query_embeddings=vectors, n_results=candidates, where=where or None, include=["metadatas", "distances"]
         )

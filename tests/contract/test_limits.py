@@ -5,9 +5,9 @@ import dataclasses
 import time
 import types
 
-import limits.storage.memory
 import pytest
 
+from deployments.api import rate_limits
 from deployments.core.plans import PLANS
 from deployments.runtime import calls
 
@@ -28,7 +28,7 @@ def tiny(make_client, monkeypatch):
 
 
 class Clock:
-    """The rate limiter's clock (the `limits` library's in-memory windows read time.time()), moved
+    """The rate limiter's clock (deployments.api.rate_limits reads time.monotonic()), moved
     only by the test: a slow machine must not let a window pass between two requests."""
 
     def __init__(self) -> None:
@@ -41,7 +41,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     frozen = Clock()
-    monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(time=frozen.time))
+    monkeypatch.setattr(rate_limits, "time", types.SimpleNamespace(monotonic=frozen.time))
     return frozen
 
 

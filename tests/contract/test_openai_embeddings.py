@@ -8,12 +8,12 @@ import json
 import time
 import types
 
-import limits.storage.memory
 import numpy as np
 import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from deployments.api import rate_limits
 from deployments.core.errors import ServiceUnavailable
 from deployments.core.plans import PLANS
 
@@ -241,7 +241,7 @@ class Clock:
 @pytest.fixture
 def tiny(make_client, monkeypatch):
     monkeypatch.setitem(PLANS, "tiny", TINY)
-    monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(time=Clock().time))
+    monkeypatch.setattr(rate_limits, "time", types.SimpleNamespace(monotonic=Clock().time))
     return make_client(plan="tiny", max_docs=100)
 
 
