@@ -103,6 +103,8 @@ class ChunkStore:
         self, vectors: Vectors, candidates: int, where: dict[str, Any] | None
     ) -> list[dict[str, tuple[float, list[int], str]]]:
         """For each query vector: parent id -> (best chunk score, its span, its chunk set)."""
+        # No count first (it cost 0.6-1 ms a search): an empty collection is answered with empty
+        # rows, by its exact search (storage.exact_search) without asking chromadb at all.
         found = self.collection.query(
             query_embeddings=vectors, n_results=candidates, where=where or None, include=["metadatas", "distances"]
         )
