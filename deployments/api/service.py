@@ -11,7 +11,7 @@ only, which the Ingress holds itself (deployments.embedding.tokens).
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -51,10 +51,14 @@ from deployments.embedding.query_encoders import QueryEncoder
 from deployments.embedding.tokens import Tokenizing, chunk_texts, truncated_flags
 from deployments.runtime import metrics
 from deployments.runtime.calls import NotAnsweredInTime
+from deployments.runtime.lanes import Lane
 from deployments.storage.ranking import DEFAULT_HYBRID_WEIGHT, Query
 
 Info = TypeVar("Info", StoreInfo, dict[str, Any])
-SearchBatcher = Callable[[SearchRequest], Awaitable[SearchResponse | ServiceError]]
+# Store calls for searches in flight at once; searches made meanwhile share the next (runtime.lanes).
+STORE_SEARCH_CALLS_IN_FLIGHT = 2
+# Searches in one store call, at most.
+MOST_SEARCHES_A_CALL = 32
 
 
 class TenantService:
@@ -64,18 +68,17 @@ class TenantService:
         embedder: EmbedderCalls,
         store: StoreCalls,
         tokenizer: Tokenizing,
-        search_batcher: SearchBatcher | None = None,
         queries: QueryEncoder | None = None,
     ) -> None:
-        """`tokenizer`: the model's (deployments.embedding.tokens). `search_batcher` gathers
-        concurrent searches into one `search_batch` call (the Ingress passes a `@serve.batch`
-        method); without one, each search is a batch of one. `queries` embeds search queries
+        """`tokenizer`: the model's (deployments.embedding.tokens). `queries` embeds search queries
         (deployments.embedding.query_encoders); by default the Embedder's query lane."""
         self.settings = settings
         self._embedder = embedder
         self._store = store
         self._tokenizer = tokenizer
-        self._search_batcher = search_batcher or self._search_alone
+        # Concurrent searches share store calls: on a small machine each Serve call costs about as
+        # much CPU as the store's search itself (README: Performance).
+        self._store_searches = Lane(store.search_many, STORE_SEARCH_CALLS_IN_FLIGHT, MOST_SEARCHES_A_CALL)
         self._queries = queries or embedder
         self.rate_limiter = RateLimiter(settings.limits)
         self._writes = WriteGate()  # reads never queue behind a burst of writes (deployments.api.write_gate)
@@ -178,7 +181,7 @@ class TenantService:
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         self._check_search(request)
-        result = await self._search_batcher(request)
+        [result] = await self.search_batch([request])
         if isinstance(result, ServiceError):
             raise result
         return result
@@ -209,8 +212,9 @@ class TenantService:
             )
 
     async def search_batch(self, requests: list[SearchRequest]) -> list[SearchResponse | ServiceError]:
-        """Many searches for the price of two hops: one Embedder call for all queries that need a
-        vector (keyword ones and those that bring their own do not), one store call."""
+        """Many searches for the price of two hops at most: one model run for all queries that need
+        a vector (keyword ones and those that bring their own do not), one store call; searches
+        made meanwhile by other requests share both (runtime.lanes)."""
         needing = [i for i, r in enumerate(requests) if r.mode != "keyword" and r.vector is None]
         vectors = {i: np.asarray(r.vector, dtype=np.float32) for i, r in enumerate(requests) if r.vector is not None}
         if needing:
@@ -228,14 +232,11 @@ class TenantService:
             )
             for i, r in enumerate(requests)
         ]
-        found = await self._store.search_many(queries)
+        found = await self._store_searches(queries)
         return [
             hits if isinstance(hits, ServiceError) else SearchResponse(results=[SearchHit(**hit) for hit in hits])
             for hits in found
         ]
-
-    async def _search_alone(self, request: SearchRequest) -> SearchResponse | ServiceError:
-        return (await self.search_batch([request]))[0]
 
     async def get(self, request: GetRequest) -> GetResponse:
         limits.check_ids(request.ids, self.settings.limits)

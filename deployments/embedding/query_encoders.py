@@ -13,12 +13,21 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Protocol
 
+import numpy as np
+
 from deployments.core.config import Settings
 from deployments.core.types import Vectors
 from deployments.embedding.backends import EmbeddingBackend
 from deployments.embedding.models import cores
+from deployments.runtime.lanes import Lane
 
 QueryEmbedding = Literal["ingress", "embedder"]
+
+# Queries in one run at most: the backend cuts it into model runs of TOKEN_BUDGET padded tokens
+# (about a dozen queries each), spread over its threads.
+MOST_QUERIES_A_RUN = 32
+# Calls to the Embedder's query lane in flight at once, from one Ingress replica.
+EMBEDDER_CALLS_IN_FLIGHT = 4
 
 logger = logging.getLogger("ray.serve")
 
@@ -42,14 +51,30 @@ class LocalQueryEncoder:
         return await asyncio.get_running_loop().run_in_executor(self._threads, self.backend.encode, texts)
 
 
+class SharedRuns:
+    """An encoder whose concurrent calls share model runs (deployments.runtime.lanes): at most
+    `slots` runs in flight; calls made meanwhile go together into the next."""
+
+    def __init__(self, encoder: QueryEncoder, slots: int) -> None:
+        self.encoder = encoder
+        self._lane: Lane[str, Vectors] = Lane(self._rows, slots, MOST_QUERIES_A_RUN)
+
+    async def _rows(self, texts: list[str]) -> list[Vectors]:
+        return list(await self.encoder.embed_queries(texts))
+
+    async def embed_queries(self, texts: list[str]) -> Vectors:
+        return np.array(await self._lane(texts), dtype=np.float32)
+
+
 def query_encoder(settings: Settings, embedder: QueryEncoder, where: QueryEmbedding) -> QueryEncoder:
     """The encoder `where` asks for: this process's model, or `embedder` (the Embedder's query lane:
-    deployments.api.handles.EmbedderCalls), also when the model cannot run here on ONNX Runtime."""
+    deployments.api.handles.EmbedderCalls), also when the model cannot run here on ONNX Runtime.
+    Either way concurrent searches share its runs."""
     if where == "ingress":
         # The model's libraries are imported only where they are used.
         from deployments.embedding.models import backend_choice, load_backend
 
         if backend_choice(settings, gpu=False) != "torch":
-            return LocalQueryEncoder(load_backend(settings, gpu=False))
+            return SharedRuns(LocalQueryEncoder(load_backend(settings, gpu=False)), slots=cores())
         logger.warning("queries are embedded by the Embedder: %s runs on torch, not here", settings.model_name)
-    return embedder
+    return SharedRuns(embedder, slots=EMBEDDER_CALLS_IN_FLIGHT)
