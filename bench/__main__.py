@@ -50,6 +50,7 @@ class Figures:
     found: list[list[str]] = field(default_factory=list)
     per_s_16: float = float("nan")
     searches_16: int = 0
+    cpu_1: CpuUse = field(default_factory=CpuUse)  # the service's processes, while one client searches
     cpu_16: CpuUse = field(default_factory=CpuUse)  # the service's processes, while 16 clients search
     mixed: Mixed | None = None  # the service only: searches while an import runs
     cpu_ms_per_search: float = float("nan")  # in-process only: this process's CPU per search, one at a time
@@ -130,13 +131,14 @@ def run_target(target: Target, workload: Workload, args: argparse.Namespace) -> 
     for query in workload.queries[:20]:
         search(query)  # warm-up: connections, lazily loaded index
     print(f"[{target.name}] searching: {len(workload.queries)} queries, 1 client", flush=True)
+    service = target.pid if isinstance(target, Service) else None
     cpu_started = time.process_time()  # every thread of this process: in-process, that is all a search costs
-    figures.latencies_ms, figures.found = measure.latencies_ms(search, workload.queries)
+    with cpu_use(service) as figures.cpu_1:
+        figures.latencies_ms, figures.found = measure.latencies_ms(search, workload.queries)
     if isinstance(target, InProcess):
         figures.cpu_ms_per_search = 1000 * (time.process_time() - cpu_started) / len(workload.queries)
     if not isinstance(target, InProcess):
         print(f"[{target.name}] searching: {args.clients} clients", flush=True)
-        service = target.pid if isinstance(target, Service) else None
         with measure.peak_pss(target.pid) as search_peak, cpu_use(service) as figures.cpu_16:
             figures.per_s_16 = measure.throughput(target.make_search, workload.queries, args.clients, args.per_client)
         figures.searches_16 = args.clients * args.per_client
@@ -239,19 +241,33 @@ def render(
 
 def cpu_rows(service: Figures, inproc: Figures) -> list[str]:
     """Cores the service used while 16 clients searched, and the CPU each search cost, by process,
-    against the CPU of one search in-process measured in the same run (CPU seconds per unit of
-    work vary from day to day on a shared host: the ratio is what compares across runs)."""
-    use = service.cpu_16
-    if not use.seconds:
+    with one client and with 16, against the CPU of one search in-process measured in the same run
+    (CPU seconds per unit of work vary from day to day on a shared host: the ratio is what compares
+    across runs). One client's searches share no model run and no store call: what the service adds
+    to a search shows there whole."""
+    if not service.cpu_16.seconds:
         return []
-    per_search = use.ms_per(service.searches_16)
+    return [
+        f"| cores used, 16 clients (of {os.cpu_count()}) | {service.cpu_16.cores:.2f} | — | — | — | — | — |",
+        *(
+            cpu_per_search_row(label, use, searches, inproc.cpu_ms_per_search)
+            for label, use, searches in (
+                ("1 client", service.cpu_1, len(service.latencies_ms)),
+                ("16 clients", service.cpu_16, service.searches_16),
+            )
+            if use.seconds
+        ),
+    ]
+
+
+def cpu_per_search_row(label: str, use: CpuUse, searches: int, inproc_ms: float) -> str:
+    per_search = use.ms_per(searches)
     total = sum(per_search.values())
     parts = ", ".join(f"{name} {per_search[name]:.1f}" for name in (*DEPLOYMENTS, HAPROXY, RAY))
-    return [
-        f"| cores used, 16 clients (of {os.cpu_count()}) | {use.cores:.2f} | — | — | — | — | — |",
-        f"| CPU ms per search, 16 clients | {total:.1f}: {parts} | {cell(inproc.cpu_ms_per_search)} (one at a time) "
-        f"| — | {ratio(total, inproc.cpu_ms_per_search)} in-process | — | — |",
-    ]
+    return (
+        f"| CPU ms per search, {label} | {total:.1f}: {parts} | {cell(inproc_ms)} (one at a time) "
+        f"| — | {ratio(total, inproc_ms)} in-process | — | — |"
+    )
 
 
 def mixed_rows(found: Mixed | None) -> list[str]:

@@ -1,0 +1,36 @@
+"""`make bench`'s CPU rows: the CPU of every search by process, with one client and with 16, each
+against the in-process search of the same run."""
+
+from bench.__main__ import Figures, cpu_rows
+from bench.cpu import ROLES, CpuUse
+
+
+def use(seconds: dict[str, float], wall_s: float) -> CpuUse:
+    return CpuUse(seconds={role: seconds.get(role, 0.0) for role in ROLES}, wall_s=wall_s)
+
+
+def test_each_phase_gets_its_cpu_per_search_by_process_against_in_process():
+    service = Figures(latencies_ms=[20.0] * 100, searches_16=1000)
+    service.cpu_1 = use({"Ingress": 1.4, "ChromaStore": 0.5, "Ray's own processes": 0.2}, wall_s=2.0)
+    service.cpu_16 = use({"Ingress": 9.0, "ChromaStore": 2.0, "HAProxy": 0.2, "Ray's own processes": 0.8}, wall_s=7.0)
+    inproc = Figures(cpu_ms_per_search=10.5)
+
+    cores, one, sixteen = cpu_rows(service, inproc)
+
+    assert "| 1.71 |" in cores  # 12 CPU seconds in 7 s
+    assert one.startswith(
+        "| CPU ms per search, 1 client | 21.0: Ingress 14.0, Embedder 0.0, ChromaStore 5.0, HAProxy 0.0,"
+    )
+    assert "| 2.00x in-process |" in one
+    assert sixteen.startswith("| CPU ms per search, 16 clients | 12.0: Ingress 9.0,")
+    assert "| 1.14x in-process |" in sixteen
+
+
+def test_targets_that_measured_no_cpu_print_no_cpu_rows():
+    assert cpu_rows(Figures(), Figures(cpu_ms_per_search=10.5)) == []
+    # Only the 16-client phase measured: its rows only.
+    service = Figures(searches_16=10)
+    service.cpu_16 = use({"Ingress": 0.1}, wall_s=1.0)
+    cores, sixteen = cpu_rows(service, Figures())
+    assert cores.startswith("| cores used, 16 clients")
+    assert sixteen.startswith("| CPU ms per search, 16 clients | 10.0: Ingress 10.0,")
