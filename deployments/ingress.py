@@ -25,7 +25,7 @@ class Ingress:
         store: DeploymentHandle[Any],
         query_embedding: QueryEmbedding = "ingress",
     ) -> None:
-        embedder_calls, store_calls = EmbedderCalls(embedder), StoreCalls(store)
+        embedder_calls, store_calls = EmbedderCalls(embedder), StoreCalls(store, channel=True)
         self.service = TenantService(
             settings,
             embedder_calls,

@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 import numpy as np
 from ray import serve
 
-from deployments.api.handles import EmbedderCalls
+from deployments.api.handles import CHANNEL_READS, EmbedderCalls
 from deployments.core.config import Settings
 from deployments.core.errors import ServiceError
 from deployments.core.types import Chunks, Document, Filter, Hit, Include, Metadata, Snapshot, StoreInfo, Vectors
 from deployments.embedding.models import MAX_TEXTS_PER_CALL
+from deployments.runtime.read_channel import ChannelServer
 from deployments.storage.ranking import Query
 from deployments.storage.snapshot import snapshot_path
 from deployments.storage.tenant_store import TenantStore
@@ -48,6 +49,9 @@ logger = logging.getLogger("ray.serve")
 class ChromaStore:
     def __init__(self, settings: Settings, embedder: Any) -> None:
         """`embedder`: a handle to the Embedder, used only to rebuild a broken index."""
+        # The Ingress's reads skip Serve's call where it can (deployments.runtime.read_channel). First,
+        # so that __del__ finds it even when the rest of __init__ failed.
+        self._channel = ChannelServer(self, CHANNEL_READS)
         self.settings = settings
         self.store = TenantStore(settings)
         self._embedder = EmbedderCalls(embedder)
@@ -101,6 +105,15 @@ class ChromaStore:
 
     async def count(self) -> int:
         return await self._read(self.store.count)
+
+    async def read_channel(self) -> str:
+        """The Unix socket on which this replica serves CHANNEL_READS too."""
+        return await self._channel.open()
+
+    def __del__(self) -> None:
+        """Serve calls this when it stops the replica, after the requests it sent have finished:
+        the channel's callers then send their reads over Serve, to the next replica."""
+        self._channel.close()
 
     async def snapshot(self) -> Snapshot:
         destination = snapshot_path(self.settings)

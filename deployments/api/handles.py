@@ -7,16 +7,28 @@ once whether it is a read (abandoned past a timeout) or a write (awaited once ha
 deployments.runtime.calls).
 """
 
+import asyncio
+import logging
+import time
 from typing import Any
 
 from deployments.core.errors import ServiceError
 from deployments.core.types import Chunks, Document, Filter, Hit, Include, Metadata, Snapshot, StoreInfo, Vectors
 from deployments.embedding.models import Embedded
+from deployments.runtime import metrics
 from deployments.runtime.calls import HEALTH_PROBE_TIMEOUT_S, read, send
+from deployments.runtime.read_channel import Channel, ChannelBroken
 from deployments.storage.ranking import Query
 
 EMBEDDER = "Embedder"
 STORE = "ChromaStore"
+# The store's methods its read channel serves (deployments.runtime.read_channel): the reads below.
+CHANNEL_READS = frozenset({"stored_vectors", "get", "page", "search_many", "count", "count_matching"})
+# How often the Ingress asks the store for its read channel while it has none (at start, after the
+# store replica was replaced, or always where the store runs on another host).
+CHANNEL_RETRY_S = 5.0
+
+logger = logging.getLogger("ray.serve")
 
 
 class EmbedderCalls:
@@ -42,13 +54,19 @@ class EmbedderCalls:
 
 
 class StoreCalls:
-    """The ChromaStore deployment (the same `handle` as EmbedderCalls takes)."""
+    """The ChromaStore deployment (the same `handle` as EmbedderCalls takes). With `channel`, reads
+    go over the store's same-host read channel once it is open (deployments.runtime.read_channel),
+    and over Serve until then, wherever it cannot be opened, and whenever it breaks."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, channel: bool = False) -> None:
         self._handle = handle
+        self._use_channel = channel
+        self._channel: Channel | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._next_open = 0.0  # monotonic time of the next attempt to open the channel
 
     async def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
-        stored: dict[str, Vectors] = await read(STORE, self._handle.stored_vectors.remote(ids, texts))
+        stored: dict[str, Vectors] = await self._read("stored_vectors", ids, texts)
         return stored
 
     async def upsert(
@@ -64,27 +82,27 @@ class StoreCalls:
         return count
 
     async def get(self, ids: list[str], include: list[Include]) -> list[Document]:
-        found: list[Document] = await read(STORE, self._handle.get.remote(ids, include))
+        found: list[Document] = await self._read("get", ids, include)
         return found
 
     async def page(
         self, limit: int, offset: int, where: Filter | None, where_document: Filter | None, include: list[Include]
     ) -> tuple[list[Document], int | None]:
-        found: tuple[list[Document], int | None] = await read(
-            STORE, self._handle.page.remote(limit, offset, where, where_document, include)
+        found: tuple[list[Document], int | None] = await self._read(
+            "page", limit, offset, where, where_document, include
         )
         return found
 
     async def search_many(self, queries: list[Query]) -> list[list[Hit] | ServiceError]:
-        found: list[list[Hit] | ServiceError] = await read(STORE, self._handle.search_many.remote(queries))
+        found: list[list[Hit] | ServiceError] = await self._read("search_many", queries)
         return found
 
     async def count(self) -> int:
-        count: int = await read(STORE, self._handle.count.remote())
+        count: int = await self._read("count")
         return count
 
     async def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
-        count: int = await read(STORE, self._handle.count_matching.remote(where, where_document, most))
+        count: int = await self._read("count_matching", where, where_document, most)
         return count
 
     async def update_metadata(self, ids: list[str], metadatas: list[Metadata]) -> int:
@@ -104,6 +122,43 @@ class StoreCalls:
         return taken
 
     async def info(self) -> StoreInfo:
-        """For a health probe: a short wait, then 503."""
+        """For a health probe: a short wait, then 503. Always over Serve: a probe checks what Serve sees."""
         info: StoreInfo = await read(STORE, self._handle.info.remote(), HEALTH_PROBE_TIMEOUT_S)
         return info
+
+    async def _read(self, method: str, *args: Any) -> Any:
+        channel = self._open_channel()
+        if channel is not None:
+            try:
+                answer = await read(STORE, channel.call(method, *args))
+            except ChannelBroken:  # the replica went: ask the next one for its channel, and read over Serve
+                self._channel, self._next_open = None, 0.0
+                self._open_channel()
+            else:
+                metrics.store_reads.inc(tags={"path": "channel"})
+                return answer
+        answer = await read(STORE, getattr(self._handle, method).remote(*args))
+        metrics.store_reads.inc(tags={"path": "serve"})
+        return answer
+
+    def _open_channel(self) -> Channel | None:
+        """The open channel; else None, having started to open one if it is time to try. No read
+        waits for the channel to open: until then reads go over Serve."""
+        if not self._use_channel:
+            return None
+        if self._channel is not None and not self._channel.broken:
+            return self._channel
+        if self._opening is None and time.monotonic() >= self._next_open:
+            self._next_open = time.monotonic() + CHANNEL_RETRY_S
+            self._opening = asyncio.get_running_loop().create_task(self._open())
+        return None
+
+    async def _open(self) -> None:
+        try:
+            path: str = await read(STORE, self._handle.read_channel.remote(), HEALTH_PROBE_TIMEOUT_S)
+            self._channel = await Channel.connect(path)
+            logger.info("reads of the %s now go over its read channel %s", STORE, path)
+        except Exception as exc:  # the store is restarting, or runs on another host: reads go over Serve
+            logger.debug("no read channel to the %s yet (%s: %s)", STORE, type(exc).__name__, exc)
+        finally:
+            self._opening = None

@@ -26,6 +26,13 @@ rejected = Counter(
     tag_keys=("reason",),
 )
 
+store_reads = Counter(
+    "cdbi_store_reads_total",
+    "The Ingress's reads of the store (searches, lookups, counts), by the way they went: over the store's "
+    "same-host read channel, or over a Serve call (until the channel opens, when it breaks, across hosts).",
+    tag_keys=("path",),
+)
+
 
 def record_count(count: int, quota: int) -> None:
     documents.set(count)

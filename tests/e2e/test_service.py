@@ -194,6 +194,7 @@ def test_metrics_export_ray_serve_and_the_service_own_on_the_api_port(api, servi
         ("ray_cdbi_rejected_requests_total", 'reason="validation_error"'),
         ("ray_cdbi_request_seconds_bucket", 'route="/search/"'),
         ("ray_cdbi_embed_batch_texts_bucket", ""),
+        ("ray_cdbi_store_reads_total", 'path="channel"'),  # the store's read channel is in use
     }
     deadline = time.monotonic() + 60
     while True:
