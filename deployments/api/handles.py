@@ -3,7 +3,8 @@
 A Serve deployment handle is untyped (`handle.method.remote(...)` takes and returns anything), so
 every call the Ingress makes goes through these classes: mypy checks each call against them,
 tests/unit/test_handles.py holds them to the deployments' own method signatures, and each one says
-once whether it is a read (abandoned past a timeout) or a write (awaited once handed over:
+once whether it is a read (abandoned past a timeout; the store's reads go over its same-host read
+channel where there is one: deployments.runtime.read_channel) or a write (awaited once handed over:
 deployments.runtime.calls).
 """
 

@@ -76,8 +76,8 @@ class TenantService:
         self._embedder = embedder
         self._store = store
         self._tokenizer = tokenizer
-        # Concurrent searches share store calls: on a small machine each Serve call costs about as
-        # much CPU as the store's search itself (README: Performance).
+        # Concurrent searches share store calls: a call's fixed cost on both sides (the hop, the
+        # hand-off to a reader thread) is paid once for them all (README: Performance).
         self._store_searches = Lane(store.search_many, STORE_SEARCH_CALLS_IN_FLIGHT, MOST_SEARCHES_A_CALL)
         self._queries = queries or embedder
         self.rate_limiter = RateLimiter(settings.limits)
