@@ -4,7 +4,7 @@ Each backend (default: onnx, onnx-int8) embeds the same SciFact passages as the 
 import (runs on every core), the same test queries one at a time as a lone search does, and
 16 at a time as a busy Ingress's search batch does, in one run, so the figures are ratios against
 the first row rather than readings of a noisy machine. Each backend runs under each token budget
-(`--token-budgets`, padded tokens per model run: the shipped 256 beside 8,192, runs of 32
+(`--token-budgets`, tokens per model run: the shipped 256 beside 8,192, about runs of 32
 passages as the service ran them until 2026-12-05). Quality is `make eval`'s business.
 """
 
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         "--token-budgets",
         type=lambda text: [int(part) for part in text.split(",")],
         default=[TOKEN_BUDGET, 8_192],
-        help="comma-separated padded tokens per model run; the first row is the baseline",
+        help="comma-separated tokens per model run; the first row is the baseline",
     )
     args = parser.parse_args(argv)
     if not (args.eval_dir / "scifact" / "corpus.jsonl").is_file():

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from deployments.core.types import Span, Vectors
+from deployments.embedding.onnx_export import PACKED_INPUTS
 from deployments.embedding.tokens import FastTokenizer, Tokenizing, TransformersTokenizer
 
 if TYPE_CHECKING:  # the library itself is imported where a model is loaded
@@ -63,23 +64,27 @@ class SentenceTransformerBackend:
         return self._tokens.token_spans(texts)
 
 
-# Padded tokens in one ONNX Runtime run, at most. On a CPU a small run embeds more texts per second
-# than a big one (its activations stay in the core's caches): SciFact passages (cut at 256 tokens)
-# one a run, on two threads, 28.7/s against 17.2/s in runs of 32; queries of about 20 tokens, about
-# twelve a run, 6.3 CPU ms each against 8.8 in runs of 16 (2026-12-05, `make bench-backends` has both).
+# Tokens in one ONNX Runtime run, at most (padding included, where the model runs padded rows).
+# On a CPU a small run embeds more texts per second than a big one (its activations stay in the
+# core's caches): SciFact passages (cut at 256 tokens) one a run, on two threads, 28.7/s against
+# 17.2/s in runs of 32 (2026-12-05, `make bench-backends`); queries of about 23 tokens packed ten or
+# so a run cost 0.8x the CPU of each alone (a run's fixed cost shared; README: Performance).
 TOKEN_BUDGET = 256
 
 
-def token_budget_runs(lengths: list[int], budget: int = TOKEN_BUDGET) -> list[list[int]]:
-    """The rows of each run: texts sorted by length (a run pads to its longest, so each pads
-    little), as many in a run as fit `budget` padded tokens, at least one."""
+def token_budget_runs(lengths: list[int], budget: int = TOKEN_BUDGET, packed: bool = True) -> list[list[int]]:
+    """The texts of each run: sorted by length, as many in a run as fit `budget` tokens, at least
+    one. Packed into one row, a run costs its texts' tokens; padded, its longest text's length for
+    every text (sorted, so each pads little)."""
     runs: list[list[int]] = []
     for row in sorted(range(len(lengths)), key=lengths.__getitem__):
-        # Sorted, so this row is the run's longest: the run would pad every row to its length.
-        if runs and (len(runs[-1]) + 1) * lengths[row] <= budget:
-            runs[-1].append(row)
-        else:
-            runs.append([row])
+        if runs:
+            run = runs[-1]  # sorted: this row is its longest yet
+            cost = sum(lengths[r] for r in run) + lengths[row] if packed else (len(run) + 1) * lengths[row]
+            if cost <= budget:
+                run.append(row)
+                continue
+        runs.append([row])
     return runs
 
 
@@ -96,7 +101,7 @@ class OnnxBackend:
         parallel: int = 1,
         kind: str = "onnx",
     ) -> None:
-        """`token_budget`: padded tokens in one run, at most (token_budget_runs); `threads`: ONNX
+        """`token_budget`: tokens in one run, at most (token_budget_runs); `threads`: ONNX
         Runtime's threads for one run (0: one per core: a lone query's answer comes sooner, at a
         higher CPU cost; the service runs 1, models.load_backend says why); `parallel`: how many
         runs go at once, on threads of their own (with `threads=1`: a thread the OS holds back
@@ -112,13 +117,14 @@ class OnnxBackend:
         self.token_budget = token_budget
         self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))  # truncated, for runs
         self._tokenizer.enable_truncation(self.max_tokens)
-        self._tokenizer.no_padding()  # each run pads its own rows (_run)
+        self._tokenizer.no_padding()  # each run lays out its own lines (_run)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per core
         # Idle worker threads would otherwise spin for work, stealing the cores that the rest of
         # the service (HTTP, the store) needs on a small machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self._packed = [given.name for given in self._session.get_inputs()] == PACKED_INPUTS  # onnx_export
         # ONNX Runtime's memory arena keeps its largest allocation for the process's life: one batch
         # of long passages would pin ~450 MB. Shrinking it after each run returns that memory and
         # costs about 5% on large batches, nothing measurable on queries.
@@ -130,7 +136,7 @@ class OnnxBackend:
 
     def encode(self, texts: list[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(texts)
-        runs = token_budget_runs([len(encoding.ids) for encoding in encodings], self.token_budget)
+        runs = token_budget_runs([len(encoding.ids) for encoding in encodings], self.token_budget, self._packed)
         run = partial(self._run, encodings)
         pooled = self._workers.map(run, runs) if self._workers and len(runs) > 1 else map(run, runs)
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -139,19 +145,36 @@ class OnnxBackend:
         return vectors
 
     def _run(self, encodings: list["Encoding"], rows: list[int]) -> Vectors:
-        """One model run over the texts `rows` of `encodings`, padded to the longest of them (the
-        padding's token id is masked out of attention and pooling, so any id will do: 0)."""
-        length = max(len(encodings[row].ids) for row in rows)
-        input_ids = np.zeros((len(rows), length), dtype=np.int64)
-        mask = np.zeros((len(rows), length), dtype=np.int64)
-        for line, row in enumerate(rows):
-            ids = encodings[row].ids
-            input_ids[line, : len(ids)] = ids
-            mask[line, : len(ids)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        """One model run over the texts `rows` of `encodings`: packed one after another into lines
+        where the export takes packed lines (each text attends to its own tokens only, so there is
+        no padding to compute; a run within the token budget is one line), else a line each; lines
+        padded to the longest. The padding is masked out of attention and pooling, so its token ids
+        and positions can be anything: 0."""
+        texts = [encodings[row].ids for row in rows]
+        lengths = [len(ids) for ids in texts]
+        # Where each text's first token goes: (line, column). Packed, texts follow one another in
+        # lines of at most the model's window (a line's attention costs the square of its length).
+        places: list[tuple[int, int]] = []
+        line, column = -1, self.max_tokens
+        for n in lengths:
+            if not self._packed or column + n > self.max_tokens:
+                line, column = line + 1, 0
+            places.append((line, column))
+            column += n
+        shape = (places[-1][0] + 1, max(column + n for (_, column), n in zip(places, lengths, strict=True)))
+        input_ids, positions, segments = (np.zeros(shape, dtype=np.int64) for _ in range(3))
+        for segment, ((line, column), ids) in enumerate(zip(places, texts, strict=True), start=1):
+            span = slice(column, column + len(ids))
+            input_ids[line, span], positions[line, span], segments[line, span] = ids, np.arange(len(ids)), segment
+        if self._packed:
+            feeds = {"input_ids": input_ids, "position_ids": positions, "segment_ids": segments}
+        else:
+            mask = (segments > 0).astype(np.int64)
+            feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
         hidden = self._session.run(None, feeds, self._run_options)[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)  # mean pooling
+        pooled = np.stack(  # mean pooling, over each text's own tokens
+            [hidden[line, column : column + n].mean(axis=0) for (line, column), n in zip(places, lengths, strict=True)]
+        )
         unit: Vectors = (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
         return unit
 

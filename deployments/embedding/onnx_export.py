@@ -16,13 +16,21 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported only in the export's child process
+    import torch
 
 ONNX_OPSET = 17
 # Part of the cache key: a change to how the model is exported makes caches of the old export stale.
 # 2: attention exported as plain matrix products (below), not torch's fused SDPA.
-EXPORT_REVISION = 2
+# 3: texts packed into lines where the model allows (packs_texts), not only a padded line each.
+EXPORT_REVISION = 3
 REPO = Path(__file__).resolve().parents[2]  # where `python -m deployments...` runs
-_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
+# The export's inputs: several texts in a line, each attending to itself only (no padding to run), or
+# one text a line, padded to the longest. The backend reads which from the model (OnnxBackend._run).
+PACKED_INPUTS = ["input_ids", "position_ids", "segment_ids"]
+PADDED_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
 
 def cached_onnx_path(model_path: Path, cache_dir: Path) -> Path:
@@ -74,11 +82,72 @@ def export_onnx(model_path: Path, target: Path) -> Path:
 
 def _export_here(model_path: Path, target: Path) -> None:
     """The export itself, with torch, into `target` (in the child process; export_onnx renames it)."""
-    import torch
     from transformers import AutoModel
 
-    class LastHiddenState(torch.nn.Module):
-        def __init__(self, model: torch.nn.Module) -> None:
+    # Eager attention: exported from torch's SDPA, attention is a pattern ONNX Runtime's graph
+    # optimiser does not recognise; as plain matrix products it does, and fuses it. Same vectors (to
+    # 2e-7); one thread, 16 SciFact passages a run: 61 -> 53 CPU ms a passage, int8 34 -> 25 ms
+    # (2026-12-05, in-process, same run); short queries unchanged.
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True, attn_implementation="eager").eval()
+    export_model(model, target, packed=packs_texts(model))
+
+
+def _packed_forward(model: "torch.nn.Module") -> "torch.nn.Module":
+    """`model` taking texts packed into lines: `segment_ids` numbers each token's text within its
+    line (0: padding), `position_ids` counts from 0 in each text. A token attends only to the tokens of
+    its own text, so each text's hidden states are those it has alone."""
+    import torch
+
+    class Packed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self, input_ids: torch.Tensor, position_ids: torch.Tensor, segment_ids: torch.Tensor
+        ) -> torch.Tensor:
+            same_text = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+            allowed = same_text & (segment_ids != 0)[:, None, None, :]
+            # A prepared 4D mask is added to the attention scores as it is (transformers' masking_utils).
+            blocked = torch.full((), torch.finfo(torch.float32).min)
+            mask = torch.where(allowed, torch.zeros(()), blocked)
+            output = self.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=position_ids,
+                token_type_ids=torch.zeros_like(input_ids),
+            )
+            return output.last_hidden_state  # type: ignore[no-any-return]
+
+    return Packed()
+
+
+def packs_texts(model: "torch.nn.Module") -> bool:
+    """Whether `model`'s hidden states for texts packed into one line equal those of each text alone:
+    true of BERT's family; not of a model that numbers positions its own way (RoBERTa's start
+    after the padding token's id), which is then exported for padded lines instead."""
+    import torch
+
+    lengths = [5, 9]
+    ids = [torch.arange(10, 10 + n)[None] for n in lengths]  # any ids the vocabulary has
+    with torch.no_grad():
+        alone = [model(input_ids=i, attention_mask=torch.ones_like(i)).last_hidden_state[0] for i in ids]
+        packed = _packed_forward(model)(
+            torch.cat(ids, dim=1),
+            torch.cat([torch.arange(n) for n in lengths])[None],
+            torch.cat([torch.full((n,), k + 1) for k, n in enumerate(lengths)])[None],
+        )[0]
+    return bool(torch.allclose(packed, torch.cat(alone), atol=1e-4))
+
+
+def export_model(model: "torch.nn.Module", target: Path, packed: bool) -> None:
+    """`model` (a transformers encoder) to ONNX at `target`: taking packed lines (PACKED_INPUTS,
+    _packed_forward) or padded ones (PADDED_INPUTS), how many and how long dynamic; the output is
+    the last hidden state, pooled by the backend."""
+    import torch
+
+    class Padded(torch.nn.Module):
+        def __init__(self) -> None:
             super().__init__()
             self.model = model
 
@@ -88,19 +157,21 @@ def _export_here(model_path: Path, target: Path) -> None:
             output = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return output.last_hidden_state  # type: ignore[no-any-return]
 
-    # Eager attention: exported from torch's SDPA, attention is a pattern ONNX Runtime's graph
-    # optimiser does not recognise; as plain matrix products it does, and fuses it. Same vectors (to
-    # 2e-7); one thread, 16 SciFact passages a run: 61 -> 53 CPU ms a passage, int8 34 -> 25 ms
-    # (2026-12-05, in-process, same run); short queries unchanged.
-    model = AutoModel.from_pretrained(str(model_path), local_files_only=True, attn_implementation="eager").eval()
-    example = torch.ones((2, 8), dtype=torch.long)
+    example = torch.ones((2, 8), dtype=torch.long)  # two lines: none of the shapes is traced as a constant 1
+    if packed:
+        wrapper, inputs = _packed_forward(model), PACKED_INPUTS
+        positions = torch.tensor([[0, 1, 2, 0, 1, 2, 3, 0], [0, 1, 2, 3, 4, 0, 0, 0]])
+        segments = torch.tensor([[1, 1, 1, 2, 2, 2, 2, 0], [1, 1, 1, 1, 1, 0, 0, 0]])
+        arguments = (example, positions, segments)
+    else:
+        wrapper, inputs, arguments = Padded(), PADDED_INPUTS, (example, example, torch.zeros_like(example))
     torch.onnx.export(
-        LastHiddenState(model),
-        (example, example, torch.zeros_like(example)),
+        wrapper,
+        arguments,
         str(target),
-        input_names=_INPUTS,
+        input_names=inputs,
         output_names=["last_hidden_state"],
-        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*_INPUTS, "last_hidden_state"]},
+        dynamic_axes={name: {0: "lines", 1: "tokens"} for name in [*inputs, "last_hidden_state"]},
         opset_version=ONNX_OPSET,
         dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT models
     )

@@ -23,8 +23,8 @@ from deployments.runtime.lanes import Lane
 
 QueryEmbedding = Literal["ingress", "embedder"]
 
-# Queries in one run at most: the backend cuts it into model runs of TOKEN_BUDGET padded tokens
-# (about a dozen queries each), spread over its threads.
+# Queries in one run at most: the backend cuts it into model runs of TOKEN_BUDGET tokens (about
+# ten queries each, packed into one line), spread over its threads.
 MOST_QUERIES_A_RUN = 32
 # Calls to the Embedder's query lane in flight at once, from one Ingress replica.
 EMBEDDER_CALLS_IN_FLIGHT = 4

@@ -5,7 +5,7 @@ from transformers import AutoTokenizer
 from deployments.core.config import model_window, resolve_model_path
 from deployments.embedding.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend, token_budget_runs
 from deployments.embedding.models import embed_texts
-from deployments.embedding.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
+from deployments.embedding.onnx_export import cached_onnx_path, export_model, export_onnx, packs_texts, quantize_onnx
 from deployments.embedding.tokens import FastTokenizer, TransformersTokenizer, load_tokenizer, truncated_flags
 
 
@@ -68,6 +68,38 @@ def test_token_budget_runs_fill_up_to_the_budget_from_the_shortest():
     assert token_budget_runs([10, 3, 200, 4, 300], budget=16) == [[1, 3], [0], [2], [4]]
     assert token_budget_runs([5, 5, 5, 5], budget=20) == [[0, 1, 2, 3]]
     assert token_budget_runs([], budget=16) == []
+    # Packed, a run costs its texts' tokens; padded, every text costs the longest's.
+    assert token_budget_runs([5, 6, 9], budget=20) == [[0, 1, 2]]
+    assert token_budget_runs([5, 6, 9], budget=20, packed=False) == [[0, 1], [2]]
+
+
+def test_bert_packs_texts_and_roberta_does_not():
+    """Packed into one line, each text must have the hidden states it has alone. RoBERTa numbers its
+    positions from after the padding token's id, so packing with positions from 0 would change its
+    vectors: such a model is exported for padded lines instead (packs_texts decides at export)."""
+    import torch
+    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+
+    torch.manual_seed(0)  # small models of random weights: the layout is what matters
+    bert = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    roberta = RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    for config in (bert, roberta):
+        config._attn_implementation = "eager"  # as the export loads a model
+    assert packs_texts(BertModel(bert).eval())
+    assert not packs_texts(RobertaModel(roberta).eval())
+
+
+def test_padded_export_gives_the_vectors_of_the_packed_one(onnx_model, tmp_path):
+    from transformers import AutoModel
+
+    model_path = resolve_model_path("all-MiniLM-L6-v2")
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True, attn_implementation="eager").eval()
+    export_model(model, tmp_path / "padded.onnx", packed=False)
+    padded = OnnxBackend(model_path, tmp_path / "padded.onnx")
+    texts = [f"text number {n} " * (n % 7 + 1) for n in range(11)] + ["word " * 400, "x"]
+    assert (onnx_model._packed, padded._packed) == (True, False)
+    assert len(token_budget_runs(onnx_model.token_counts(texts))) < len(texts)  # several texts a line
+    assert np.min(np.sum(padded.encode(texts) * onnx_model.encode(texts), axis=1)) > 1 - 1e-5
 
 
 def test_int8_model_is_the_same_model_nearly(onnx_model):
