@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from deployments.core.config import Settings, onnx_unsupported
 from deployments.core.errors import ConfigError
 from deployments.core.types import Vectors
-from deployments.embedding.backends import EmbeddingBackend, OnnxBackend, SentenceTransformerBackend
+from deployments.embedding.backends import TOKEN_BUDGET, EmbeddingBackend, OnnxBackend, SentenceTransformerBackend
 from deployments.embedding.onnx_export import cached_onnx_path, export_onnx, quantize_onnx
 from deployments.embedding.tokens import truncated_flags
 
@@ -54,9 +54,16 @@ def load_backend(settings: Settings, gpu: bool = False) -> EmbeddingBackend:
     backend: EmbeddingBackend
     if choice.startswith("onnx"):
         onnx_path = export_onnx(settings.model_path, cached_onnx_path(settings.model_path, settings.onnx_cache_dir))
+        budget = TOKEN_BUDGET
         if choice == "onnx-int8":
             onnx_path = quantize_onnx(onnx_path)
-        backend = OnnxBackend(settings.model_path, onnx_path, threads=1, parallel=cores(), kind=choice)
+            # Its activations are quantised as it runs, with one scale for the whole run, so a text
+            # shared a run would get a vector that depends on the others in it (SciFact queries alone
+            # against 8 a run: cosine down to 0.989). Each text runs alone: a budget of 0 tokens.
+            budget = 0
+        backend = OnnxBackend(
+            settings.model_path, onnx_path, token_budget=budget, threads=1, parallel=cores(), kind=choice
+        )
     else:
         backend = SentenceTransformerBackend(settings.model_path)
     if backend.dimension != settings.dimension:

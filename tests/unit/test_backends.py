@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from deployments.core.config import model_window, resolve_model_path
+from deployments.core.config import load_settings, model_window, resolve_model_path
 from deployments.embedding.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend, token_budget_runs
-from deployments.embedding.models import embed_texts
+from deployments.embedding.models import embed_texts, load_backend
 from deployments.embedding.onnx_export import cached_onnx_path, export_model, export_onnx, packs_texts, quantize_onnx
 from deployments.embedding.tokens import FastTokenizer, TransformersTokenizer, load_tokenizer, truncated_flags
 
@@ -110,6 +110,16 @@ def test_int8_model_is_the_same_model_nearly(onnx_model):
     assert np.min(np.sum(int8.encode(texts) * onnx_model.encode(texts), axis=1)) > 0.97
     # The matrices are int8 (a quarter of their size); the token embedding table, about 47 MB, stays fp32.
     assert quantize_onnx(onnx_model.onnx_path).stat().st_size < 0.7 * onnx_model.onnx_path.stat().st_size
+
+
+def test_an_int8_text_gets_one_vector_whatever_it_is_embedded_with(onnx_model_cache):
+    """The int8 model's activations are scaled once per model run: each text runs alone, so its
+    vector is the same alone or among others (in shared runs SciFact queries moved to cosine 0.989)."""
+    int8 = load_backend(load_settings(_env_file=None, embed_backend="onnx-int8", model_cache_dir=onnx_model_cache))
+    texts = ["A cat sleeps on the sofa.", "Interest rates rose again.", "x", "word " * 400, "What causes the tides?"]
+    alone = np.concatenate([int8.encode([text]) for text in texts])
+    assert np.array_equal(int8.encode(texts), alone)
+    assert np.array_equal(int8.encode(texts[::-1]), alone[::-1])
 
 
 def test_onnx_export_is_cached(tmp_path):
