@@ -37,13 +37,13 @@ def searches_during_import(
     """Import `documents` passages (new texts each phase, so the model runs) in `batch`-sized
     requests from `importers` clients, alone and then beside a searching client."""
     import_errors: list[str] = []
-    alone = _import(url, _fresh(passages, documents, "alone"), batch, importers, import_errors)
+    alone = _import(url, fresh_passages(passages, documents, "alone"), batch, importers, import_errors)
     with _searching(url, queries) as searches:
-        mixed = _import(url, _fresh(passages, documents, "mixed"), batch, importers, import_errors)
+        mixed = _import(url, fresh_passages(passages, documents, "mixed"), batch, importers, import_errors)
     return Mixed(alone, mixed, searches.latencies_ms, searches.errors, import_errors)
 
 
-def _fresh(passages: list[Passage], count: int, phase: str) -> list[Passage]:
+def fresh_passages(passages: list[Passage], count: int, phase: str) -> list[Passage]:
     """`count` passages whose texts nothing stored holds yet (an unchanged text reuses its vector)."""
     return [Passage(f"{phase}-{n}", f"[{phase} {n}] {passages[n % len(passages)].text}") for n in range(count)]
 
