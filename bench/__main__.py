@@ -45,6 +45,8 @@ EF_SEARCH_SWEEP = (32, 64, 100, 128, 256)  # 100 is chromadb's default
 # The 16 clients' searches/s is the median of this many runs of `--per-client` searches each: one
 # run of 640 took 4-5 s, and the same service gave 155-187 searches/s from one run to the next.
 THROUGHPUT_WINDOWS = 3
+# One client's queries go to the service and the in-process limit in blocks of this many, taking turns.
+ONE_CLIENT_BLOCK = 25
 # Imported while the 16 clients search, to read the memory under load (memory_under_load).
 LOAD_DOCUMENTS = 256
 
@@ -124,9 +126,10 @@ def base_folder(workload: Workload, settings: Settings, backend: EmbeddingBacken
     return root
 
 
-def run_target(target: Target, workload: Workload, args: argparse.Namespace) -> Figures:
-    """Each timed phase runs with nothing else in this process but its clients: memory is read in a
-    phase of its own (memory_under_load)."""
+def start_and_ingest(target: Target, workload: Workload, args: argparse.Namespace) -> Figures:
+    """Start-up, idle memory and the timed import; then a warm-up (connections, lazily loaded index).
+    Each timed phase runs with nothing else in this process but its clients: memory under load is
+    read in a phase of its own (memory_under_load)."""
     figures = Figures()
     print(f"[{target.name}] starting", flush=True)
     figures.start_s = target.start()
@@ -139,32 +142,53 @@ def run_target(target: Target, workload: Workload, args: argparse.Namespace) -> 
     figures.ingest_per_s = measure.mean_rate(len(workload.passages), time.perf_counter() - started)
     search = target.make_search()
     for query in workload.queries[:20]:
-        search(query)  # warm-up: connections, lazily loaded index
-    print(f"[{target.name}] searching: {len(workload.queries)} queries, 1 client", flush=True)
-    service = target.pid if isinstance(target, Service) else None
-    cpu_started = time.process_time()  # every thread of this process: in-process, that is all a search costs
-    with cpu_use(service) as figures.cpu_1:
-        figures.latencies_ms, figures.found = measure.latencies_ms(search, workload.queries)
-    if isinstance(target, InProcess):
-        figures.cpu_ms_per_search = 1000 * (time.process_time() - cpu_started) / len(workload.queries)
-    if not isinstance(target, InProcess):
-        print(f"[{target.name}] searching: {args.clients} clients, {THROUGHPUT_WINDOWS} times", flush=True)
-        with cpu_use(service) as figures.cpu_16:
-            rates = [
-                measure.throughput(target.make_search, workload.queries, args.clients, args.per_client)
-                for _ in range(THROUGHPUT_WINDOWS)
-            ]
-        figures.per_s_16 = statistics.median(rates)
-        figures.searches_16 = THROUGHPUT_WINDOWS * args.clients * args.per_client
-    if isinstance(target, Service):
-        print(f"[{target.name}] searching while {args.ingest_clients} clients import", flush=True)
-        figures.mixed = searches_during_import(
-            target.url, workload.passages, workload.queries, args.ingest_batch, args.ingest_clients, args.mixed_docs
-        )
-    if target.pid is not None:
-        print(f"[{target.name}] memory: {args.clients} clients search, {args.ingest_clients} import", flush=True)
-        figures.load_mb = memory_under_load(target, workload, args)
+        search(query)  # warm-up
     return figures
+
+
+def one_client(targets: list[tuple[Target, Figures]], queries: list[str]) -> None:
+    """Each target's searches one at a time, the queries sent in blocks that take turns between the
+    targets, so that the host's drift (the same in-process search took 10.1 ms p50 in one run and
+    14.6 in the next) falls on each alike: their ratio is what the table compares."""
+    print(
+        f"[{' / '.join(target.name for target, _ in targets)}] searching: {len(queries)} queries, 1 client, "
+        "taking turns",
+        flush=True,
+    )
+    searches = [target.make_search() for target, _ in targets]
+    own_cpu_s = [0.0 for _ in targets]  # this process's CPU in each target's turns
+    for start in range(0, len(queries), ONE_CLIENT_BLOCK):
+        block = queries[start : start + ONE_CLIENT_BLOCK]
+        for turn, ((target, figures), search) in enumerate(zip(targets, searches, strict=True)):
+            service = target.pid if isinstance(target, Service) else None
+            cpu_started = time.process_time()  # every thread of this process
+            with cpu_use(service) as use:
+                latencies, found = measure.latencies_ms(search, block)
+            figures.latencies_ms += latencies
+            figures.found += found
+            figures.cpu_1 = figures.cpu_1 + use if figures.cpu_1.seconds else use
+            own_cpu_s[turn] += time.process_time() - cpu_started
+    for (target, figures), cpu_s in zip(targets, own_cpu_s, strict=True):
+        if isinstance(target, InProcess):  # in-process, this process's CPU is all a search costs
+            figures.cpu_ms_per_search = 1000 * cpu_s / len(figures.latencies_ms)
+
+
+def sixteen_clients(target: Target, figures: Figures, workload: Workload, args: argparse.Namespace) -> None:
+    print(f"[{target.name}] searching: {args.clients} clients, {THROUGHPUT_WINDOWS} times", flush=True)
+    with cpu_use(target.pid if isinstance(target, Service) else None) as figures.cpu_16:
+        rates = [
+            measure.throughput(target.make_search, workload.queries, args.clients, args.per_client)
+            for _ in range(THROUGHPUT_WINDOWS)
+        ]
+    figures.per_s_16 = statistics.median(rates)
+    figures.searches_16 = THROUGHPUT_WINDOWS * args.clients * args.per_client
+
+
+def searches_while_importing(target: Service, workload: Workload, args: argparse.Namespace) -> Mixed:
+    print(f"[{target.name}] searching while {args.ingest_clients} clients import", flush=True)
+    return searches_during_import(
+        target.url, workload.passages, workload.queries, args.ingest_batch, args.ingest_clients, args.mixed_docs
+    )
 
 
 def memory_under_load(target: Target, workload: Workload, args: argparse.Namespace) -> float:
@@ -173,6 +197,7 @@ def memory_under_load(target: Target, workload: Workload, args: argparse.Namespa
     reading of the service's processes (the kernel walks their page tables), so readings every half
     second during a timed phase took about 6 % from the 16 clients' searches/s, and from the
     service's alone (Chroma's one process costs little to read)."""
+    print(f"[{target.name}] memory: {args.clients} clients search, {args.ingest_clients} import", flush=True)
     stop = threading.Event()
 
     def search_until_stopped(client: int) -> None:
@@ -378,19 +403,25 @@ def main(argv: list[str]) -> int:
             return settings.model_copy(update={"persist_dir": work / name})
 
         inproc_target = InProcess(copy_for("in-process"), backend, bulk)
-        inproc = run_target(inproc_target, workload, args)
+        inproc = start_and_ingest(inproc_target, workload, args)
+        service_target = Service(copy_for("service"), config, work, {})
+        try:
+            service = start_and_ingest(service_target, workload, args)
+            one_client([(inproc_target, inproc), (service_target, service)], workload.queries)
+            sixteen_clients(service_target, service, workload, args)
+            service.mixed = searches_while_importing(service_target, workload, args)
+            service.load_mb = memory_under_load(service_target, workload, args)
+        finally:
+            service_target.stop()
         sweep = ef_search_sweep(inproc_target.settings, query_vectors, exact)
         inproc_target.stop()
 
-        service_target = Service(copy_for("service"), config, work, {})
-        try:
-            service = run_target(service_target, workload, args)
-        finally:
-            service_target.stop()
-
         chroma_target = ChromaServer(copy_for("chroma"), backend, bulk, free_port(), work)
         try:
-            chroma = run_target(chroma_target, workload, args)
+            chroma = start_and_ingest(chroma_target, workload, args)
+            one_client([(chroma_target, chroma)], workload.queries)
+            sixteen_clients(chroma_target, chroma, workload, args)
+            chroma.load_mb = memory_under_load(chroma_target, workload, args)
         finally:
             chroma_target.stop()
 

@@ -52,6 +52,15 @@ class CpuUse:
     def cores(self) -> float:
         return sum(self.seconds.values()) / self.wall_s
 
+    def __add__(self, other: "CpuUse") -> "CpuUse":
+        """Two stretches as one (a phase measured in turns with another target's)."""
+        wall_s = self.wall_s + other.wall_s
+        return CpuUse(
+            seconds={name: self.seconds.get(name, 0.0) + other.seconds.get(name, 0.0) for name in ROLES},
+            wall_s=wall_s,
+            steal=(self.steal * self.wall_s + other.steal * other.wall_s) / wall_s,
+        )
+
     def ms_per(self, count: int) -> dict[str, float]:
         return {name: 1000 * seconds / count for name, seconds in self.seconds.items()}
 

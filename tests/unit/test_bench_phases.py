@@ -1,5 +1,6 @@
-"""`make bench` reads the memory under load in a phase of its own (reading PSS is dear, so no timed
-phase pays for it): its clients search for as long as its import runs, and no longer."""
+"""`make bench`'s phases: one client's searches taking turns between targets (so the host's drift
+falls on each alike), and the memory under load read in a phase of its own (reading PSS is dear, so
+no timed phase pays for it)."""
 
 import argparse
 import os
@@ -9,17 +10,18 @@ from typing import cast
 
 import numpy as np
 
-from bench.__main__ import LOAD_DOCUMENTS, memory_under_load
+from bench.__main__ import LOAD_DOCUMENTS, ONE_CLIENT_BLOCK, Figures, memory_under_load, one_client
 from bench.targets import Target
 from bench.workload import Passage, Workload
 
 
 class RecordingTarget:
-    """A target whose import takes a while and whose searches are counted, by phase."""
+    """A target whose import takes a while and whose searches are recorded, in order and by phase
+    (`calls` may be shared by several targets)."""
 
-    name = "recording"
-
-    def __init__(self) -> None:
+    def __init__(self, name: str = "recording", calls: list[tuple[str, str]] | None = None) -> None:
+        self.name = name
+        self.calls = calls if calls is not None else []  # (target, query), in the order sent
         self.pid = os.getpid()  # PSS of this process, as of the service's tree
         self.importing = threading.Event()
         self.searches_during_import = 0
@@ -30,10 +32,11 @@ class RecordingTarget:
     def make_search(self) -> object:
         def search(query: str) -> list[str]:
             with self._lock:
+                self.calls.append((self.name, query))
                 self.searches += 1
                 self.searches_during_import += self.importing.is_set()
             time.sleep(0.002)
-            return []
+            return [query]
 
         return search
 
@@ -61,3 +64,20 @@ def test_clients_search_while_the_import_runs_and_stop_when_it_ends() -> None:
     searched = target.searches
     time.sleep(0.05)
     assert target.searches == searched  # the clients stopped with the import
+
+
+def test_one_client_sends_each_target_every_query_in_blocks_that_take_turns() -> None:
+    calls: list[tuple[str, str]] = []
+    first, second = RecordingTarget("first", calls), RecordingTarget("second", calls)
+    first_figures, second_figures = Figures(), Figures()
+    queries = [f"query {n}" for n in range(2 * ONE_CLIENT_BLOCK + 3)]
+
+    one_client([(cast(Target, first), first_figures), (cast(Target, second), second_figures)], queries)
+
+    for name, figures in (("first", first_figures), ("second", second_figures)):
+        assert [query for target, query in calls if target == name] == queries
+        assert figures.found == [[query] for query in queries]  # each answer kept with its query
+        assert len(figures.latencies_ms) == len(queries)
+        assert all(ms >= 2 for ms in figures.latencies_ms)
+    turns = [target for n, (target, _) in enumerate(calls) if n == 0 or calls[n - 1][0] != target]
+    assert turns == ["first", "second"] * 3  # two full blocks and the rest, each in turn
