@@ -13,6 +13,7 @@ import numpy as np
 import psutil
 
 from deployments.core.types import Vectors
+from deployments.runtime.heap import CHECK_EVERY_S
 
 SearchFn = Callable[[str], list[str]]  # query -> ids, best first
 
@@ -67,6 +68,12 @@ def _process_tree(root: int) -> list[psutil.Process]:
             tree[pid] = found
             tree.update((child.pid, child) for child in found.children(recursive=True))
     return list(tree.values())
+
+
+# Memory read as idle after work waits this long, so that every replica's heap watcher has had a quiet
+# look and trimmed what the work left (deployments.runtime.heap): else the reading depends on when
+# it fell between two looks.
+IDLE_SETTLE_S = 2 * CHECK_EVERY_S + 2
 
 
 def pss_mb(root: int) -> float:

@@ -199,7 +199,7 @@ def measure_size(size: int, cache: Path) -> dict[str, Any]:
             if mode == "semantic":
                 ids = [f"doc-{n}" for n in range(size)]
                 row["recall"] = measure.recall_at(found, measure.exact_top_ids(corpus, ids, queries, TOP_K), TOP_K)
-        time.sleep(5)
+        time.sleep(measure.IDLE_SETTLE_S)
         assert instance.process is not None
         row["pss_mb"] = measure.pss_mb(instance.process.pid)
         snapshots = persist / "snapshots"

@@ -15,6 +15,7 @@ from deployments.core.types import Vectors
 from deployments.embedding.backends import EmbeddingBackend, SentenceTransformerBackend
 from deployments.embedding.models import MAX_TEXTS_PER_CALL, Embedded, embed_texts, load_backend
 from deployments.runtime import metrics
+from deployments.runtime.heap import trim_heap_when_quiet
 
 
 def total_texts(requests: list[list[str]]) -> int:
@@ -67,6 +68,7 @@ class Embedder:
         self._documents_pending = 0  # texts of document calls not answered yet (queued or embedding)
         if serves_queries:
             self._queries.submit(self._query_model).result()
+        trim_heap_when_quiet()  # an import's model runs leave ~300 MB free in the heap (runtime.heap)
 
     async def embed(self, texts: list[str]) -> Embedded:
         """Documents (or chunks): at most MAX_TEXTS_PER_CALL texts, embedded with the calls beside it."""

@@ -12,6 +12,7 @@ from deployments.api.service import TenantService
 from deployments.core.config import Settings
 from deployments.embedding.query_encoders import QueryEmbedding, query_encoder
 from deployments.embedding.tokens import load_tokenizer
+from deployments.runtime.heap import trim_heap_when_quiet
 
 
 # Its shape (replicas, CPUs, queue sizes, backpressure) is serve_config*.yaml's alone.
@@ -33,6 +34,7 @@ class Ingress:
             load_tokenizer(settings.model_path),
             queries=query_encoder(settings, embedder_calls, query_embedding),
         )
+        trim_heap_when_quiet()  # what a burst of searches left free in the heap (runtime.heap)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app holds this replica's handles.

@@ -16,6 +16,7 @@ from deployments.core.config import Settings
 from deployments.core.errors import ServiceError
 from deployments.core.types import Chunks, Document, Filter, Hit, Include, Metadata, Snapshot, StoreInfo, Vectors
 from deployments.embedding.models import MAX_TEXTS_PER_CALL
+from deployments.runtime.heap import trim_heap_when_quiet
 from deployments.runtime.read_channel import ChannelServer
 from deployments.storage.ranking import Query
 from deployments.storage.snapshot import snapshot_path
@@ -61,6 +62,7 @@ class ChromaStore:
         self._readers = ThreadPoolExecutor(READ_THREADS, "store-read")
         self._write_started: float | None = None  # when the running write began, if one runs
         self.index: dict[str, Any] = {"state": "rebuilding" if self.store.rebuild.pending else "ready"}
+        trim_heap_when_quiet()  # what chromadb's writes left free in the heap (runtime.heap)
         if self.store.rebuild.pending or self.store.rebuild.upgrading:
             # In the background: the replica serves (texts, metadata, counts, writes) meanwhile.
             self._rebuild = asyncio.get_running_loop().create_task(self.rebuild_index())
