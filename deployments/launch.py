@@ -3,8 +3,9 @@ container, the end-to-end tests and the benchmark all use).
 
 1. Checks the settings; a bad one exits 2 with one line naming the variable (a bare `serve run`
    would only log a failed deployment and keep running).
-2. Starts a lean local Ray: no dashboard, Serve's throughput-optimised request path, and HAProxy
-   in front of the Ingress replica's own HTTP server in place of Serve's Python proxy.
+2. Starts a lean local Ray: no dashboard, API server or autoscaler monitor, Serve's throughput-
+   optimised request path, and HAProxy in front of the Ingress replica's own HTTP server in place
+   of Serve's Python proxy.
 3. Runs exactly `serve run <config>` in this process (it keeps the Ray started above).
 """
 
@@ -124,6 +125,33 @@ def main(argv: list[str]) -> int:
         return _serve(config)
 
 
+# Processes Ray's head starts that a one-machine, one-tenant Ray never uses: the autoscaler's
+# monitor (it adds nodes to a cluster from a cluster config) and the API server, which ray.init
+# starts even with include_dashboard=False, in "minimal" mode (jobs, state and Serve REST APIs on
+# port 8265: nothing here calls them). About 50 and 85 MB of PSS, a tenth of an idle instance
+# (README: Performance). ray.init has no switch for either (the monitor's is `ray start`'s hidden
+# --no-monitor; for the API server there is none, ray-project/ray#60096).
+UNUSED_HEAD_PROCESSES = ("start_monitor", "start_api_server")
+
+
+def skip_unused_head_processes() -> None:
+    """Make this process's ray.init start neither of UNUSED_HEAD_PROCESSES. Ray already runs
+    without an API server that failed to start (it keeps no dashboard URL, as here). A Ray release
+    that renames these methods fails the start-up here, loudly, rather than quietly bringing the
+    processes back."""
+    from ray._private.node import Node
+
+    missing = [name for name in UNUSED_HEAD_PROCESSES if not callable(getattr(Node, name, None))]
+    if missing:
+        raise RuntimeError(f"this Ray's Node has no {', '.join(missing)}: update launch.UNUSED_HEAD_PROCESSES")
+    for name in UNUSED_HEAD_PROCESSES:
+        setattr(Node, name, _not_started)
+
+
+def _not_started(node: object, **options: object) -> None:
+    """What a skipped head process's starter does instead."""
+
+
 def _serve(config: str) -> int:
 
     import ray
@@ -135,6 +163,7 @@ def _serve(config: str) -> int:
     # Ray's metrics agent exports Ray's, Serve's and our metrics on this loopback port; the Ingress
     # serves them at GET /metrics/ (replicas inherit the variable).
     os.environ.setdefault(METRICS_PORT_ENV, str(free_port()))
+    skip_unused_head_processes()
     ray.init(
         address="local",
         namespace=SERVE_NAMESPACE,

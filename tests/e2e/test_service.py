@@ -6,8 +6,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 import pytest
 
+from bench.instance import session_processes
 from tests.e2e.conftest import E2E_API_KEY, E2E_QUOTA, E2E_TENANT
 from tests.fuzzing import DOCUMENT
 
@@ -211,6 +213,36 @@ def test_metrics_export_ray_serve_and_the_service_own_on_the_api_port(api, servi
         time.sleep(2)
     assert not missing, missing
     assert "ray_serve_" in response.text
+
+
+def test_the_instance_runs_none_of_rays_unused_head_processes(service):
+    """The launcher's Ray starts no autoscaler monitor and no API server (deployments.launch:
+    about 135 MB); what the service uses stays: the metrics agent (the test above) and the log
+    monitor, which brings the replicas' logs to the container's output (test_logging.py)."""
+    commands = [command for _, command in session_processes(service.process.pid)]
+    assert any("log_monitor.py" in command for command in commands), commands  # the check sees Ray's processes
+    assert not [command for command in commands if "autoscaler/_private/monitor.py" in command]
+    assert not [command for command in commands if "dashboard/dashboard.py" in command]
+
+
+def test_an_idle_instance_gives_back_the_memory_its_model_runs_used(api, service):
+    """Each replica trims its heap once it is quiet (deployments.runtime.heap): what the Embedder's
+    runs of long texts left free goes back to the OS within a look or two (5 s each), instead of
+    staying with the process for its life."""
+    embedder = next(
+        psutil.Process(pid)
+        for pid, command in session_processes(service.process.pid)
+        if "ServeReplica:chromedb:Embedder" in command
+    )
+    sentence = "The committee discussed the budget, the schedule and the risks. "
+    texts = [f"Report {n}. {sentence * 40}" for n in range(64)]  # each cut at the model's 256 tokens
+    body = {"model": "sentence-transformers/all-MiniLM-L6-v2", "input": texts}
+    assert api.post("/v1/embeddings", json=body).status_code == 200
+    after_work = embedder.memory_full_info().uss
+    deadline = time.monotonic() + 60
+    while embedder.memory_full_info().uss > after_work - 32 * 2**20 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert embedder.memory_full_info().uss <= after_work - 32 * 2**20
 
 
 def test_filters(api, corpus):
