@@ -9,8 +9,18 @@ import time
 from typing import cast
 
 import numpy as np
+import pytest
 
-from bench.__main__ import LOAD_DOCUMENTS, ONE_CLIENT_BLOCK, Figures, memory_under_load, one_client
+from bench import measure
+from bench.__main__ import (
+    LOAD_DOCUMENTS,
+    ONE_CLIENT_BLOCK,
+    THROUGHPUT_WINDOWS,
+    Figures,
+    memory_under_load,
+    one_client,
+    sixteen_clients,
+)
 from bench.targets import Target
 from bench.workload import Passage, Workload
 
@@ -28,6 +38,15 @@ class RecordingTarget:
         self.searches = 0
         self.imported: list[Passage] = []
         self._lock = threading.Lock()
+
+    def start(self) -> float:
+        with self._lock:
+            self.calls.append((self.name, "<start>"))
+        return 0.0
+
+    def stop(self) -> None:
+        with self._lock:
+            self.calls.append((self.name, "<stop>"))
 
     def make_search(self) -> object:
         def search(query: str) -> list[str]:
@@ -47,15 +66,17 @@ class RecordingTarget:
         self.importing.clear()
 
 
-def test_clients_search_while_the_import_runs_and_stop_when_it_ends() -> None:
+def test_clients_search_while_the_import_runs_and_stop_when_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     stored = [Passage(f"doc-{n}", f"text {n}") for n in range(8)]
     workload = Workload(stored, ["a query", "another"], [], [], np.empty((0, 384), dtype=np.float32))
     target = RecordingTarget()
     args = argparse.Namespace(clients=4, ingest_batch=64, ingest_clients=2)
+    monkeypatch.setattr(measure, "IDLE_SETTLE_S", 0.01)
 
-    peak_mb = memory_under_load(cast(Target, target), workload, args)
+    peak_mb, idle_after_mb = memory_under_load(cast(Target, target), workload, args)
 
     assert peak_mb > 0
+    assert idle_after_mb > 0  # read again once the work settled
     assert target.searches_during_import >= 4  # the clients searched during the import
     # New documents, so a service embeds them (an unchanged text would reuse its stored vector).
     assert len(target.imported) == LOAD_DOCUMENTS
@@ -81,3 +102,30 @@ def test_one_client_sends_each_target_every_query_in_blocks_that_take_turns() ->
         assert all(ms >= 2 for ms in figures.latencies_ms)
     turns = [target for n, (target, _) in enumerate(calls) if n == 0 or calls[n - 1][0] != target]
     assert turns == ["first", "second"] * 3  # two full blocks and the rest, each in turn
+
+
+def test_sixteen_clients_windows_take_turns_with_each_target_up_alone() -> None:
+    calls: list[tuple[str, str]] = []
+    first, second = RecordingTarget("first", calls), RecordingTarget("second", calls)
+    first_figures, second_figures = Figures(), Figures()
+    workload = Workload([], [f"query {n}" for n in range(30)], [], [], np.empty((0, 384), dtype=np.float32))
+    args = argparse.Namespace(clients=2, per_client=3)
+
+    sixteen_clients([(cast(Target, first), first_figures), (cast(Target, second), second_figures)], workload, args)
+
+    ups = [call for call in calls if call[1] in ("<start>", "<stop>")]
+    assert ups == [("first", "<start>"), ("first", "<stop>"), ("second", "<start>"), ("second", "<stop>")] * (
+        THROUGHPUT_WINDOWS
+    )
+    running = None  # every search goes to the one target up, between its own start and stop
+    for target, call in calls:
+        if call == "<start>":
+            assert running is None
+            running = target
+        elif call == "<stop>":
+            running = None
+        else:
+            assert target == running
+    for figures in (first_figures, second_figures):
+        assert figures.per_s_16 > 0
+        assert figures.searches_16 == THROUGHPUT_WINDOWS * 2 * 3
