@@ -184,9 +184,11 @@ def test_chunking_finds_a_long_document_by_its_end(api):
         api.post("/delete/", json={"ids": ["long-chunked", "long-plain"]})
 
 
-def test_metrics_export_ray_serve_and_the_service_own_on_the_api_port(api, service):
+def test_metrics_export_ray_serve_and_the_service_own_on_the_api_port(api, service, corpus):
     """GET /metrics/ passes on Ray's metrics agent's export: Serve's metrics and ours (`ray_cdbi_*`).
-    Ray exports every few seconds, so the test waits for our series to appear."""
+    Ray exports every few seconds, so the test waits for our series to appear. `corpus` makes the
+    events the series count (a model run, stored documents, a read of a non-empty store), so the
+    test does not depend on the tests before it (alone it failed)."""
     assert httpx.get(f"{service.url}/metrics/", timeout=10).status_code == 401  # behind the key, like data
     api.post("/search/", json={"query": ""})  # a refusal to count
     api.post("/search/", json={"query": "anything"})
