@@ -172,7 +172,7 @@ def one_client(targets: list[tuple[Target, Figures]], queries: list[str]) -> Non
                 latencies, found = measure.latencies_ms(search, block)
             figures.latencies_ms += latencies
             figures.found += found
-            figures.cpu_1 = figures.cpu_1 + use if figures.cpu_1.seconds else use
+            figures.cpu_1 += use
             own_cpu_s[turn] += time.process_time() - cpu_started
     for (target, figures), cpu_s in zip(targets, own_cpu_s, strict=True):
         if isinstance(target, InProcess):  # in-process, this process's CPU is all a search costs
@@ -200,7 +200,7 @@ def sixteen_clients(targets: list[tuple[Target, Figures]], workload: Workload, a
                     )
             finally:
                 target.stop()
-            figures.cpu_16 = figures.cpu_16 + use if figures.cpu_16.seconds else use
+            figures.cpu_16 += use
     for (_, figures), target_rates in zip(targets, rates, strict=True):
         figures.per_s_16 = statistics.median(target_rates)
         figures.searches_16 = THROUGHPUT_WINDOWS * args.clients * args.per_client

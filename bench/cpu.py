@@ -53,7 +53,10 @@ class CpuUse:
         return sum(self.seconds.values()) / self.wall_s
 
     def __add__(self, other: "CpuUse") -> "CpuUse":
-        """Two stretches as one (a phase measured in turns with another target's)."""
+        """Two stretches as one (a phase measured in turns with another target's); a CpuUse that
+        measured nothing (a figure's default) adds nothing."""
+        if not self.seconds or not other.seconds:
+            return self if self.seconds else other
         wall_s = self.wall_s + other.wall_s
         return CpuUse(
             seconds={name: self.seconds.get(name, 0.0) + other.seconds.get(name, 0.0) for name in ROLES},

@@ -34,3 +34,11 @@ def test_targets_that_measured_no_cpu_print_no_cpu_rows():
     cores, sixteen = cpu_rows(service, Figures())
     assert cores.startswith("| cores used, 16 clients")
     assert sixteen.startswith("| CPU ms per search, 16 clients | 10.0: Ingress 10.0,")
+
+
+def test_cpu_use_of_two_stretches_adds_up_and_an_unmeasured_one_adds_nothing():
+    first = CpuUse(seconds=dict.fromkeys(ROLES, 1.0), wall_s=2.0, steal=0.0)
+    second = CpuUse(seconds=dict.fromkeys(ROLES, 3.0), wall_s=2.0, steal=10.0)
+    both = first + second
+    assert both.seconds == dict.fromkeys(ROLES, 4.0) and both.wall_s == 4.0 and both.steal == 5.0
+    assert CpuUse() + first is first and first + CpuUse() is first
