@@ -1,6 +1,6 @@
-"""`make bench`'s phases: one client's searches taking turns between targets (so the host's drift
-falls on each alike), and the memory under load read in a phase of its own (reading PSS is dear, so
-no timed phase pays for it)."""
+"""`make bench`'s phases: the import between two halves of its baseline, one client's searches
+taking turns between targets (so the host's drift falls on each alike), and the memory under load
+read in a phase of its own (reading PSS is dear, so no timed phase pays for it)."""
 
 import argparse
 import os
@@ -17,12 +17,15 @@ from bench.__main__ import (
     ONE_CLIENT_BLOCK,
     THROUGHPUT_WINDOWS,
     Figures,
+    RawEncode,
+    ingest_between_raw_encodes,
     memory_under_load,
     one_client,
     sixteen_clients,
 )
 from bench.targets import Target
 from bench.workload import Passage, Workload
+from deployments.embedding.backends import EmbeddingBackend
 
 
 class RecordingTarget:
@@ -129,3 +132,35 @@ def test_sixteen_clients_windows_take_turns_with_each_target_up_alone() -> None:
     for figures in (first_figures, second_figures):
         assert figures.per_s_16 > 0
         assert figures.searches_16 == THROUGHPUT_WINDOWS * 2 * 3
+
+
+class RecordingBackend:
+    """A model that records, in `calls` beside a target's, when it encoded which texts."""
+
+    def __init__(self, calls: list[tuple[str, str]]) -> None:
+        self.calls = calls
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(("raw encode", f"{len(texts)} texts"))
+        return np.array([[float(text.split()[-1])] for text in texts], dtype=np.float32)
+
+
+def test_the_import_runs_between_two_halves_of_its_raw_encode_with_the_target_down_for_the_second() -> None:
+    calls: list[tuple[str, str]] = []
+    target = RecordingTarget("service", calls)
+    passages = [Passage(f"doc-{n}", f"text {n}") for n in range(9)]
+    workload = Workload(passages, ["a query"], [], [], np.empty((0, 1), dtype=np.float32))
+    raw = RawEncode(cast(EmbeddingBackend, RecordingBackend(calls)))
+    args = argparse.Namespace(ingest_batch=4, ingest_clients=2)
+
+    ingest_between_raw_encodes(cast(Target, target), workload, args, raw)
+
+    assert [call for call in calls if call[1] != "a query"] == [
+        ("raw encode", "4 texts"),
+        ("service", "<start>"),
+        ("service", "<stop>"),
+        ("raw encode", "5 texts"),
+    ]
+    assert target.imported == passages
+    assert raw.texts == len(passages) and raw.seconds > 0
+    assert np.concatenate(raw.vectors)[:, 0].tolist() == list(range(9))  # every passage once, in order
