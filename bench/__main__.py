@@ -151,8 +151,8 @@ class RawEncode:
 def ingest_between_raw_encodes(target: Target, workload: Workload, args: argparse.Namespace, raw: RawEncode) -> Figures:
     """The target's start and import between two halves of the raw encode, the first before it
     starts, the second once it has stopped (so that none of its processes runs beside the model):
-    the host's drift falls on the import and its baseline alike. Measured minutes before the
-    import, the ratio read 0.84x, 0.86x and 0.81x in three runs of the same code."""
+    the host's drift falls on the import and its baseline alike (the model's own speed moved by up
+    to 10 % within minutes here; the baseline used to be read once, minutes before the import)."""
     texts = [passage.text for passage in workload.passages]
     half = len(texts) // 2
     raw.encode(texts[:half])
