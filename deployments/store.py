@@ -17,10 +17,11 @@ from deployments.core.errors import ServiceError
 from deployments.core.types import Chunks, Document, Filter, Hit, Include, Metadata, Snapshot, StoreInfo, Vectors
 from deployments.embedding.models import MAX_TEXTS_PER_CALL
 from deployments.runtime.heap import trim_heap_when_quiet
+from deployments.runtime.lanes import Lane
 from deployments.runtime.read_channel import ChannelServer
 from deployments.storage.ranking import Query
 from deployments.storage.snapshot import snapshot_path
-from deployments.storage.tenant_store import TenantStore
+from deployments.storage.tenant_store import TenantStore, Upsert
 
 T = TypeVar("T")
 
@@ -38,6 +39,9 @@ REBUILD_RETRY_S = 2.0
 # Threads for reads (searches, lookups, counts), apart from the one writer: chromadb serves reads
 # while a write runs, so a search never waits for a queue of imports to drain.
 READ_THREADS = 4
+# Imports that arrive while a write runs are written together next, this many requests at most
+# (TenantStore.upsert_many: a write's fixed cost is shared). The Ingress lets 16 writes through at once.
+UPSERTS_A_WRITE = 32
 # Well inside the Ingress's health probe timeout (runtime.calls.HEALTH_PROBE_TIMEOUT_S, 2 s).
 COUNT_WAIT_S = 1.0
 
@@ -60,6 +64,7 @@ class ChromaStore:
         # and reads have threads of their own.
         self._writer = ThreadPoolExecutor(1, "store-write")
         self._readers = ThreadPoolExecutor(READ_THREADS, "store-read")
+        self._upserts: Lane[Upsert, int | Exception] = Lane(self._upsert_many, slots=1, most=UPSERTS_A_WRITE)
         self._write_started: float | None = None  # when the running write began, if one runs
         self.index: dict[str, Any] = {"state": "rebuilding" if self.store.rebuild.pending else "ready"}
         trim_heap_when_quiet()  # what chromadb's writes left free in the heap (runtime.heap)
@@ -77,7 +82,13 @@ class ChromaStore:
         supplied: list[bool],
         chunks: list[Chunks | None],
     ) -> int:
-        return await self._write(lambda: self.store.upsert(ids, texts, vectors, metadatas, supplied, chunks))
+        outcome = (await self._upserts([Upsert(ids, texts, vectors, metadatas, supplied, chunks)]))[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _upsert_many(self, requests: list[Upsert]) -> list[int | Exception]:
+        return await self._write(lambda: self.store.upsert_many(requests))
 
     async def stored_vectors(self, ids: list[str], texts: list[str]) -> dict[str, Vectors]:
         return await self._read(self.store.stored_vectors, ids, texts)

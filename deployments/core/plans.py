@@ -26,7 +26,8 @@ class Plan:
 
 
 # enterprise's per-request cap stays under chromadb's own write batch limit (5,461 on this build),
-# so one request is always one chromadb write and therefore all-or-nothing. documents_per_s is at
+# so one request is always within one chromadb write (alone, or with other requests: TenantStore.upsert_many)
+# and therefore all-or-nothing. documents_per_s is at
 # least max_docs_per_request, so a full request can always pass on an idle instance.
 PLANS: dict[str, Plan] = {
     plan.name: plan

@@ -1,6 +1,6 @@
 """Continuous batching for a stage that costs less per item in bigger runs (the model, a Serve call
-to the store): concurrent calls wait while every slot is busy, and the next slot to come free
-runs all of them at once.
+to the store, the store's writes): concurrent calls wait while every slot is busy, and the next
+slot to come free runs all of them at once.
 
 Serve's `@serve.batch` forms a batch from what has arrived when its loop comes round, not when a
 slot frees: with `max_concurrent_batches` it queues the batches it formed, each as small as the

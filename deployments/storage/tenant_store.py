@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +23,14 @@ from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
 
 from deployments.core.config import Settings
-from deployments.core.errors import ConfigError, NotFound, PlanLimitExceeded, QuotaExceeded, StorageUnavailable
+from deployments.core.errors import (
+    ConfigError,
+    NotFound,
+    PlanLimitExceeded,
+    QuotaExceeded,
+    ServiceError,
+    StorageUnavailable,
+)
 from deployments.core.types import Chunks, Document, Filter, Include, Metadata, SnapshotManifest, Vectors
 from deployments.storage import data_format, snapshot
 from deployments.storage.chroma import (
@@ -54,8 +62,25 @@ from deployments.storage.search import TenantSearch
 KEYWORD_DIR = "keyword"
 CHUNKS_SUFFIX = "-chunks"  # the chunk collection's name: the tenant's collection name and this
 PAGE = 1_000  # documents read at a time when the keyword index is rebuilt
+# Documents in one write of several requests at most (TenantStore.upsert_many); a request bigger
+# than this is written alone. chromadb holds the GIL for a whole write, so searches in this process
+# wait for it (deployments.store: REBUILD_BATCH): a shared write holds it no longer than one import
+# batch of 64 documents (the Embedder's call) already does.
+GROUP_DOCUMENTS = 64
 
 logger = logging.getLogger("ray.serve")
+
+
+@dataclass
+class Upsert:
+    """One request's documents, as TenantStore.upsert takes them."""
+
+    ids: list[str]
+    texts: list[str]
+    vectors: Vectors
+    metadatas: list[Metadata]
+    supplied: list[bool] | None = None
+    chunks: list[Chunks | None] | None = None
 
 
 class TenantStore:
@@ -176,36 +201,90 @@ class TenantStore:
         marks the vectors the tenant gave (internal_metadata); every vector is kept (storage.kept_vectors);
         `chunks`, the documents cut into chunks (deployments.storage.chunk_store: their first chunk's vector
         is the one in `vectors`)."""
+        outcome = self.upsert_many([Upsert(ids, texts, vectors, metadatas, supplied, chunks)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def upsert_many(self, requests: list[Upsert]) -> list[int | Exception]:
+        """Several requests' upserts, each all or none, in order, as few chromadb writes as can be:
+        each write (and its two keyword-index commits) has a fixed cost of about 25 CPU ms here,
+        more than a few short documents' own, so concurrent small imports share them. A request
+        refused (quota, disk) or failed has its error in its place; the others are written."""
+        outcomes: list[int | Exception] = []
         with self._write_lock:
-            self._check_disk(write_size(metadatas, texts, vectors, chunks or ()))
-            existing = self._collection.get(ids=ids, include=["metadatas"])
+            for group in _write_groups(requests):
+                outcomes += self._write_group(group)
+        return outcomes
+
+    def _write_group(self, group: list[Upsert]) -> list[int | Exception]:
+        """Requests with no id in common, checked one after another against the quota and the disk
+        as if written in turn, then the accepted ones written together. If that write fails, each
+        is written again alone, so that one request's failure is no other's."""
+        outcomes: list[int | Exception] = []
+        try:
+            existing = self._collection.get(
+                ids=[id_ for request in group for id_ in request.ids], include=["metadatas"]
+            )
             old_metadata = dict(zip(existing["ids"], existing["metadatas"] or [], strict=True))
             count = self._collection.count()
-            added = len(ids) - len(old_metadata)
-            self._check_room(count, added)
-            kept = [
-                {**new, OWN_VECTOR_DIGEST: vector_digest(vector)} if supplied and supplied[row] else new
-                for row, (new, vector) in enumerate(zip(metadatas, vectors, strict=True))
-            ]
-            chunked = [(row, cut) for row, cut in enumerate(chunks or []) if cut is not None]
-            with storage_errors():
-                tokens = self.chunks.write(
-                    [ids[row] for row, _ in chunked],
-                    [texts[row] for row, _ in chunked],
-                    [cut for _, cut in chunked],
-                    [kept[row] for row, _ in chunked],
-                )
-            for (row, cut), token in zip(chunked, tokens, strict=True):
-                kept[row] = parent_metadata(kept[row], cut, token)
-            keys = [state_key(text, metadata) for text, metadata in zip(texts, kept, strict=True)]
-            self.vectors.keep(ids, ids, keys, vectors)
-            replaced = [replacing(old_metadata.get(id_), new) for id_, new in zip(ids, kept, strict=True)]
-            with self._keywords_follow(ids), storage_errors():
-                self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
-            self.vectors.drop_other_states(ids, keys)
-            with storage_errors():
-                self.chunks.drop_stale(ids, tokens)
-            return count + added
+        except Exception as exc:  # nothing written yet: every request fails alike
+            return [exc for _ in group]
+        accepted: list[Upsert] = []
+        incoming = 0
+        for request in group:
+            size = write_size(request.metadatas, request.texts, request.vectors, request.chunks or ())
+            added = sum(id_ not in old_metadata for id_ in request.ids)
+            try:
+                self._check_disk(incoming + size)
+                self._check_room(count, added)
+            except ServiceError as exc:  # refused: nothing of it is written
+                outcomes.append(exc)
+                continue
+            incoming += size
+            count += added
+            accepted.append(request)
+            outcomes.append(count)
+        if not accepted:
+            return outcomes
+        try:
+            self._write_documents(_joined(accepted), old_metadata)
+        except Exception as exc:
+            # Each request alone, again: safe whether or not the failed write was committed (an
+            # upsert of the same documents leaves the same state; chromadb can fail after its
+            # commit), and each gets its own outcome.
+            written = [exc] if len(accepted) == 1 else [self._write_group([request])[0] for request in accepted]
+            rest = iter(written)
+            return [outcome if isinstance(outcome, Exception) else next(rest) for outcome in outcomes]
+        return outcomes
+
+    def _write_documents(self, request: Upsert, old_metadata: dict[str, Any]) -> None:
+        """One chromadb write of `request`'s documents (checked already), with their chunks, kept
+        vectors and keyword-index entries."""
+        ids, texts, vectors, metadatas = request.ids, request.texts, request.vectors, request.metadatas
+        supplied, chunks = request.supplied, request.chunks
+        kept = [
+            {**new, OWN_VECTOR_DIGEST: vector_digest(vector)} if supplied and supplied[row] else new
+            for row, (new, vector) in enumerate(zip(metadatas, vectors, strict=True))
+        ]
+        chunked = [(row, cut) for row, cut in enumerate(chunks or []) if cut is not None]
+        with storage_errors():
+            tokens = self.chunks.write(
+                [ids[row] for row, _ in chunked],
+                [texts[row] for row, _ in chunked],
+                [cut for _, cut in chunked],
+                [kept[row] for row, _ in chunked],
+            )
+        for (row, cut), token in zip(chunked, tokens, strict=True):
+            kept[row] = parent_metadata(kept[row], cut, token)
+        keys = [state_key(text, metadata) for text, metadata in zip(texts, kept, strict=True)]
+        self.vectors.keep(ids, ids, keys, vectors)
+        replaced = [replacing(old_metadata.get(id_), new) for id_, new in zip(ids, kept, strict=True)]
+        with self._keywords_follow(ids), storage_errors():
+            self._collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=replaced)  # type: ignore[arg-type]
+        self.vectors.drop_other_states(ids, keys)
+        with storage_errors():
+            self.chunks.drop_stale(ids, tokens)
 
     def volume(self) -> dict[str, Any]:
         return volume_state(self._settings.data_dir, self._settings.min_free_disk_mb * MIB)
@@ -357,3 +436,33 @@ class TenantStore:
         self.keywords.close()
         self.vectors.close()
         cast(Client, self._client).close()  # the concrete client has close(); the ClientAPI type lacks it
+
+
+def _write_groups(requests: list[Upsert]) -> Iterator[list[Upsert]]:
+    """The requests in order, cut into runs that one write can carry: a run ends before a request
+    that shares an id with it (the later must be written after the earlier) or would take it past
+    GROUP_DOCUMENTS."""
+    group: list[Upsert] = []
+    ids: set[str] = set()
+    for request in requests:
+        if group and (not ids.isdisjoint(request.ids) or len(ids) + len(request.ids) > GROUP_DOCUMENTS):
+            yield group
+            group, ids = [], set()
+        group.append(request)
+        ids.update(request.ids)
+    if group:
+        yield group
+
+
+def _joined(requests: list[Upsert]) -> Upsert:
+    """Several requests (no id in common) as one."""
+    if len(requests) == 1:
+        return requests[0]
+    return Upsert(
+        [id_ for request in requests for id_ in request.ids],
+        [text for request in requests for text in request.texts],
+        np.concatenate([request.vectors for request in requests]),
+        [metadata for request in requests for metadata in request.metadatas],
+        [flag for request in requests for flag in (request.supplied or [False] * len(request.ids))],
+        [cut for request in requests for cut in (request.chunks or [None] * len(request.ids))],
+    )

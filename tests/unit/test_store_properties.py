@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from deployments.core.config import Settings, load_settings
 from deployments.core.errors import QuotaExceeded
-from deployments.storage.tenant_store import TenantStore
+from deployments.storage.tenant_store import TenantStore, Upsert
 
 QUOTA = 15
 ID_POOL = [f"doc-{n}" for n in range(20)]  # more ids than the quota allows, so upserts get refused
@@ -214,3 +214,48 @@ def test_concurrent_writes_are_linearizable_and_respect_the_quota(ops: list[Op])
 
         # Some sequential order explains every answer and the final content.
         assert find_linearization(ops, outcomes, final) is not None, (ops, outcomes, sorted(final))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    ops=st.lists(
+        st.builds(
+            Op,
+            kind=st.just("upsert"),
+            ids=st.lists(st.sampled_from(ID_POOL), min_size=1, max_size=8, unique=True).map(tuple),
+        ),
+        min_size=2,
+        max_size=20,
+    )
+)
+def test_imports_written_together_answer_as_written_one_at_a_time(ops: list[Op]) -> None:
+    """TenantStore.upsert_many (the imports that queued while a write ran, written together) gives
+    each request the answer, and the collection and keyword index the content, that the same
+    upserts written one at a time in order give: ids shared between requests, quota refusals and
+    all."""
+    rng = np.random.default_rng(0)
+    requests = [
+        Upsert(
+            list(op.ids), [text_of(index)] * len(op.ids), unit_vectors(len(op.ids), rng), [{"op": index}] * len(op.ids)
+        )
+        for index, op in enumerate(ops)
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        store_settings = tenant_settings(Path(folder))
+        store = TenantStore(store_settings)
+        try:
+            outcomes = store.upsert_many(requests)
+            final = stored_documents(store_settings)
+            keyword_ids = sorted(store.keywords.ids())
+        finally:
+            store.close()
+    expected: list[Answer] = []
+    state: State = frozenset()
+    for index, op in enumerate(ops):
+        state, answer = apply(state, op, index)
+        expected.append(answer)
+    assert [
+        Answer(refused=True) if isinstance(o, QuotaExceeded) else Answer(count=cast(int, o)) for o in outcomes
+    ] == expected
+    assert final == state
+    assert keyword_ids == sorted(id_ for id_, _ in state)

@@ -10,7 +10,7 @@ import pytest
 from deployments.core.errors import ConfigError, InternalFailure, InvalidFilter, QuotaExceeded
 from deployments.embedding.backends import HashingBackend
 from deployments.storage.ranking import Query
-from deployments.storage.tenant_store import TenantStore
+from deployments.storage.tenant_store import GROUP_DOCUMENTS, TenantStore, Upsert, _write_groups
 
 BACKEND = HashingBackend()
 
@@ -268,3 +268,117 @@ def test_a_write_chromadb_fails_after_committing_it_says_the_outcome_is_unknown(
         add(store, {"zebra": ("zebras cross the road", {})})
     assert refused.value.status_code == 500
     assert store.count() == 1 and store.keywords.ids() == ["zebra"]
+
+
+def upsert_request(docs):
+    ids = list(docs)
+    texts = [docs[i][0] for i in ids]
+    return Upsert(ids, texts, BACKEND.encode(texts), [docs[i][1] for i in ids])
+
+
+def test_concurrent_imports_share_one_write_and_each_gets_its_count(settings, monkeypatch):
+    store = TenantStore(settings)
+    writes = []
+    real_upsert = store._collection.upsert
+
+    def counted_upsert(**kwargs: Any) -> None:
+        writes.append(kwargs["ids"])
+        real_upsert(**kwargs)
+
+    monkeypatch.setattr(store._collection, "upsert", counted_upsert)
+    add(store, {"a": ("red apples", {})})
+    outcomes = store.upsert_many(
+        [
+            upsert_request({"b": ("blue whales", {"n": 1}), "c": ("green grass", {})}),
+            upsert_request({"a": ("ripe apples", {"n": 2})}),  # replaces: adds nothing
+            upsert_request({"d": ("dry sand", {})}),
+        ]
+    )
+    assert outcomes == [3, 3, 4] and store.count() == 4
+    assert writes == [["a"], ["b", "c", "a", "d"]]  # the three requests in one chromadb write
+    assert [(d["id"], d["text"], d["metadata"]) for d in store.get(["a", "b"], ["text", "metadata"])] == [
+        ("a", "ripe apples", {"n": 2}),
+        ("b", "blue whales", {"n": 1}),
+    ]
+    assert sorted(store.keywords.ids()) == ["a", "b", "c", "d"]
+    assert [hit["id"] for hit in search(store, "dry sand", top_k=1)] == ["d"]
+
+
+def test_a_later_request_for_the_same_id_is_written_after_the_earlier(settings):
+    store = TenantStore(settings)
+    outcomes = store.upsert_many(
+        [upsert_request({"a": ("first", {"v": 1}), "b": ("bee", {})}), upsert_request({"a": ("second", {"v": 2})})]
+    )
+    assert outcomes == [2, 2]
+    assert store.get(["a"], ["text", "metadata"])[0] == {"id": "a", "text": "second", "metadata": {"v": 2}}
+    assert [len(group) for group in _write_groups([upsert_request({"a": ("x", {})})] * 3)] == [1, 1, 1]
+
+
+def test_a_shared_write_carries_at_most_group_documents():
+    """A chromadb write holds the store's GIL throughout: a shared one is no longer than one import batch."""
+    quarter = GROUP_DOCUMENTS // 4
+    requests = [upsert_request({f"{n}-{i}": ("t", {}) for i in range(quarter)}) for n in range(9)]
+    assert [len(group) for group in _write_groups(requests)] == [4, 4, 1]
+    big = upsert_request({f"big-{i}": ("t", {}) for i in range(GROUP_DOCUMENTS + 1)})
+    assert [len(group) for group in _write_groups([requests[0], big, requests[1]])] == [1, 1, 1]
+
+
+def test_a_request_over_the_quota_is_refused_alone(make_settings):
+    store = TenantStore(make_settings(max_docs=3))
+    outcomes = store.upsert_many(
+        [
+            upsert_request({"a": ("one", {}), "b": ("two", {})}),
+            upsert_request({"c": ("three", {}), "d": ("four", {})}),  # 4 > 3: refused
+            upsert_request({"e": ("five", {})}),  # fits after the first
+        ]
+    )
+    assert outcomes[0] == 2 and isinstance(outcomes[1], QuotaExceeded) and outcomes[2] == 3
+    assert sorted(d["id"] for d in store.get(["a", "b", "c", "d", "e"], [])) == ["a", "b", "e"]
+    assert sorted(store.keywords.ids()) == ["a", "b", "e"]
+
+
+def test_a_request_chromadb_refuses_fails_alone_and_the_others_are_written(settings):
+    """A failed shared write is written again request by request: one request's failure is no other's."""
+    store = TenantStore(settings)
+    bad = upsert_request({"bad": ("nested metadata", {})})
+    bad.metadatas = [cast(Any, {"nested": {"not": "allowed"}})]  # the API refuses it; chromadb does too
+    outcomes = store.upsert_many([upsert_request({"a": ("alpha", {})}), bad, upsert_request({"b": ("beta", {})})])
+    assert outcomes[0] == 1 and isinstance(outcomes[1], Exception) and outcomes[2] == 2
+    assert store.count() == 2 and sorted(store.keywords.ids()) == ["a", "b"]
+    assert store.get(["bad"], []) == []
+
+
+def test_the_store_replica_writes_the_imports_that_queued_behind_a_write_together(settings, monkeypatch):
+    from ray.serve import Deployment
+
+    from deployments import store as store_module
+
+    store_class = cast(Deployment, store_module.ChromaStore).func_or_class
+    assert callable(store_class)
+    replica = store_class(settings, embedder=None)
+    groups: list[list[str]] = []
+    first_write_runs, release = threading.Event(), threading.Event()
+    real_upsert_many = replica.store.upsert_many
+
+    def held_upsert_many(requests):
+        groups.append([id_ for request in requests for id_ in request.ids])
+        first_write_runs.set()
+        release.wait(10)
+        return real_upsert_many(requests)
+
+    monkeypatch.setattr(replica.store, "upsert_many", held_upsert_many)
+
+    def upsert(id_: str):
+        return replica.upsert([id_], [f"text {id_}"], BACKEND.encode([f"text {id_}"]), [{}], [False], [None])
+
+    async def scenario() -> list[int]:
+        first = asyncio.ensure_future(upsert("a"))
+        await asyncio.get_running_loop().run_in_executor(None, first_write_runs.wait, 10)
+        rest = [asyncio.ensure_future(upsert(id_)) for id_ in "bcde"]  # they queue behind "a"
+        await asyncio.sleep(0.05)
+        release.set()
+        return [await first, *[await write for write in rest]]
+
+    assert asyncio.run(scenario()) == [1, 2, 3, 4, 5]
+    assert groups == [["a"], ["b", "c", "d", "e"]]
+    assert replica.store.count() == 5
