@@ -22,6 +22,17 @@ def add(store, docs):
     return store.upsert(ids, texts, BACKEND.encode(texts), [docs[i][1] for i in ids])
 
 
+def store_replica(settings):
+    """The ChromaStore deployment's class, made in this process without Ray."""
+    from ray.serve import Deployment
+
+    from deployments import store as store_module
+
+    store_class = cast(Deployment, store_module.ChromaStore).func_or_class
+    assert callable(store_class)
+    return store_class(settings, embedder=None)  # the embedder is only used to rebuild an index
+
+
 def search(store, text, top_k=10, where=None):
     (hits,) = store.search.many([Query(BACKEND.encode([text])[0], top_k, where)])
     if isinstance(hits, Exception):
@@ -191,13 +202,9 @@ def test_stored_vectors_returns_only_ids_stored_with_the_same_text(settings):
 def test_a_stuck_write_fails_the_store_replicas_health_check(settings, monkeypatch):
     """Serve replaces a replica whose check_health raises: a write stuck in chromadb must trip it,
     and a write that finishes must not."""
-    from ray.serve import Deployment
-
     from deployments import store as store_module
 
-    store_class = cast(Deployment, store_module.ChromaStore).func_or_class
-    assert callable(store_class)
-    replica = store_class(settings, embedder=None)  # the embedder is only used to rebuild an index
+    replica = store_replica(settings)
     release = threading.Event()
     monkeypatch.setattr(replica.store, "delete", lambda ids: (release.wait(10), (0, 0))[1])
     monkeypatch.setattr(store_module, "WRITE_STALL_S", 0.2)
@@ -349,13 +356,7 @@ def test_a_request_chromadb_refuses_fails_alone_and_the_others_are_written(setti
 
 
 def test_the_store_replica_writes_the_imports_that_queued_behind_a_write_together(settings, monkeypatch):
-    from ray.serve import Deployment
-
-    from deployments import store as store_module
-
-    store_class = cast(Deployment, store_module.ChromaStore).func_or_class
-    assert callable(store_class)
-    replica = store_class(settings, embedder=None)
+    replica = store_replica(settings)
     groups: list[list[str]] = []
     first_write_runs, release = threading.Event(), threading.Event()
     real_upsert_many = replica.store.upsert_many
