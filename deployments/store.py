@@ -21,7 +21,7 @@ from deployments.runtime.lanes import Lane
 from deployments.runtime.read_channel import ChannelServer
 from deployments.storage.ranking import Query
 from deployments.storage.snapshot import snapshot_path
-from deployments.storage.tenant_store import TenantStore, Upsert
+from deployments.storage.tenant_store import Delete, TenantStore, Upsert, raised
 
 T = TypeVar("T")
 
@@ -39,9 +39,10 @@ REBUILD_RETRY_S = 2.0
 # Threads for reads (searches, lookups, counts), apart from the one writer: chromadb serves reads
 # while a write runs, so a search never waits for a queue of imports to drain.
 READ_THREADS = 4
-# Imports that arrive while a write runs are written together next, this many requests at most
-# (TenantStore.upsert_many: a write's fixed cost is shared). The Ingress lets 16 writes through at once.
-UPSERTS_A_WRITE = 32
+# Imports (and deletes by id) that arrive while a write runs are written together next, this many
+# requests at most (TenantStore.upsert_many, delete_many: a write's fixed cost is shared). The Ingress
+# lets 16 writes through at once.
+REQUESTS_A_WRITE = 32
 # Well inside the Ingress's health probe timeout (runtime.calls.HEALTH_PROBE_TIMEOUT_S, 2 s).
 COUNT_WAIT_S = 1.0
 
@@ -64,7 +65,10 @@ class ChromaStore:
         # and reads have threads of their own.
         self._writer = ThreadPoolExecutor(1, "store-write")
         self._readers = ThreadPoolExecutor(READ_THREADS, "store-read")
-        self._upserts: Lane[Upsert, int | Exception] = Lane(self._upsert_many, slots=1, most=UPSERTS_A_WRITE)
+        self._upserts: Lane[Upsert, int | Exception] = Lane(self._upsert_many, slots=1, most=REQUESTS_A_WRITE)
+        self._deletes: Lane[Delete, tuple[int, int] | Exception] = Lane(
+            self._delete_many, slots=1, most=REQUESTS_A_WRITE
+        )
         self._write_started: float | None = None  # when the running write began, if one runs
         self.index: dict[str, Any] = {"state": "rebuilding" if self.store.rebuild.pending else "ready"}
         trim_heap_when_quiet()  # what chromadb's writes left free in the heap (runtime.heap)
@@ -82,10 +86,7 @@ class ChromaStore:
         supplied: list[bool],
         chunks: list[Chunks | None],
     ) -> int:
-        outcome = (await self._upserts([Upsert(ids, texts, vectors, metadatas, supplied, chunks)]))[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+        return raised((await self._upserts([Upsert(ids, texts, vectors, metadatas, supplied, chunks)]))[0])
 
     async def _upsert_many(self, requests: list[Upsert]) -> list[int | Exception]:
         return await self._write(lambda: self.store.upsert_many(requests))
@@ -97,7 +98,10 @@ class ChromaStore:
         return await self._read(self.store.get, ids, include)
 
     async def delete(self, ids: list[str]) -> tuple[int, int]:
-        return await self._write(lambda: self.store.delete(ids))
+        return raised((await self._deletes([Delete(ids)]))[0])
+
+    async def _delete_many(self, requests: list[Delete]) -> list[tuple[int, int] | Exception]:
+        return await self._write(lambda: self.store.delete_many(requests))
 
     async def delete_where(self, where: Filter | None, where_document: Filter | None, most: int) -> tuple[int, int]:
         return await self._write(lambda: self.store.delete_where(where, where_document, most))

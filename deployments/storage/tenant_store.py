@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import chromadb
 import numpy as np
@@ -81,6 +81,21 @@ class Upsert:
     metadatas: list[Metadata]
     supplied: list[bool] | None = None
     chunks: list[Chunks | None] | None = None
+
+
+@dataclass
+class Delete:
+    """One request's ids to delete, as TenantStore.delete takes them."""
+
+    ids: list[str]
+
+
+class _Write(Protocol):
+    ids: list[str]
+
+
+W = TypeVar("W", bound=_Write)
+T = TypeVar("T")
 
 
 class TenantStore:
@@ -201,10 +216,7 @@ class TenantStore:
         marks the vectors the tenant gave (internal_metadata); every vector is kept (storage.kept_vectors);
         `chunks`, the documents cut into chunks (deployments.storage.chunk_store: their first chunk's vector
         is the one in `vectors`)."""
-        outcome = self.upsert_many([Upsert(ids, texts, vectors, metadatas, supplied, chunks)])[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+        return raised(self.upsert_many([Upsert(ids, texts, vectors, metadatas, supplied, chunks)])[0])
 
     def upsert_many(self, requests: list[Upsert]) -> list[int | Exception]:
         """Several requests' upserts, each all or none, in order, as few chromadb writes as can be:
@@ -368,9 +380,30 @@ class TenantStore:
 
     def delete(self, ids: list[str]) -> tuple[int, int]:
         """Delete the ids that exist; returns (how many existed, count after). An id named twice counts once."""
-        ids = list(dict.fromkeys(ids))  # chromadb refuses duplicate ids (DuplicateIDError)
+        return raised(self.delete_many([Delete(ids)])[0])
+
+    def delete_many(self, requests: list[Delete]) -> list[tuple[int, int] | Exception]:
+        """Several requests' deletes by id, in order, as few chromadb writes as can be (the same
+        grouping as upsert_many's, for the same fixed cost), each answered as if deleted alone. A
+        delete has no refusal of its own (no quota, no content chromadb could refuse), so a failed
+        write fails each request of it alike."""
+        outcomes: list[tuple[int, int] | Exception] = []
         with self._write_lock:
-            return self._delete_found(self._collection.get(ids=ids, include=[])["ids"])
+            for group in _write_groups(requests):
+                named = list(dict.fromkeys(id_ for request in group for id_ in request.ids))
+                try:  # chromadb refuses duplicate ids (DuplicateIDError): hence each id once
+                    found = self._collection.get(ids=named, include=[])["ids"]
+                    deleted, count = self._delete_found(found)
+                except Exception as exc:
+                    outcomes += [exc for _ in group]
+                    continue
+                count += deleted  # before the write; then as if each request's delete came in turn
+                gone = set(found)
+                for request in group:  # no id in common between them (_write_groups)
+                    mine = len(gone.intersection(request.ids))
+                    count -= mine
+                    outcomes.append((mine, count))
+        return outcomes
 
     def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
         """How many documents match the filters, counted up to `most` + 1."""
@@ -438,11 +471,18 @@ class TenantStore:
         cast(Client, self._client).close()  # the concrete client has close(); the ClientAPI type lacks it
 
 
-def _write_groups(requests: list[Upsert]) -> Iterator[list[Upsert]]:
+def raised(outcome: T | Exception) -> T:
+    """One request's outcome of a shared write: its answer, or its error raised."""
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _write_groups(requests: list[W]) -> Iterator[list[W]]:
     """The requests in order, cut into runs that one write can carry: a run ends before a request
     that shares an id with it (the later must be written after the earlier) or would take it past
     GROUP_DOCUMENTS."""
-    group: list[Upsert] = []
+    group: list[W] = []
     ids: set[str] = set()
     for request in requests:
         if group and (not ids.isdisjoint(request.ids) or len(ids) + len(request.ids) > GROUP_DOCUMENTS):

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from deployments.core.config import Settings, load_settings
 from deployments.core.errors import QuotaExceeded
-from deployments.storage.tenant_store import TenantStore, Upsert
+from deployments.storage.tenant_store import Delete, TenantStore, Upsert
 
 QUOTA = 15
 ID_POOL = [f"doc-{n}" for n in range(20)]  # more ids than the quota allows, so upserts get refused
@@ -256,6 +256,44 @@ def test_imports_written_together_answer_as_written_one_at_a_time(ops: list[Op])
         expected.append(answer)
     assert [
         Answer(refused=True) if isinstance(o, QuotaExceeded) else Answer(count=cast(int, o)) for o in outcomes
+    ] == expected
+    assert final == state
+    assert keyword_ids == sorted(id_ for id_, _ in state)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    stored=st.lists(st.sampled_from(ID_POOL), max_size=QUOTA, unique=True),
+    requests=st.lists(st.lists(st.sampled_from(ID_POOL), min_size=1, max_size=8), min_size=2, max_size=20),
+)
+def test_deletes_written_together_answer_as_deleted_one_at_a_time(stored: list[str], requests: list[list[str]]) -> None:
+    """TenantStore.delete_many (the deletes that queued while a write ran, written together) gives
+    each request the answer, and the collection and keyword index the content, that the same
+    deletes one at a time in order give: ids named twice, by one request or by several, and ids
+    never stored included."""
+    with tempfile.TemporaryDirectory() as folder:
+        store_settings = tenant_settings(Path(folder))
+        store = TenantStore(store_settings)
+        try:
+            if stored:
+                store.upsert(
+                    stored,
+                    [text_of(0)] * len(stored),
+                    unit_vectors(len(stored), np.random.default_rng(0)),
+                    [{}] * len(stored),
+                )
+            outcomes = store.delete_many([Delete(ids) for ids in requests])
+            final = stored_documents(store_settings)
+            keyword_ids = sorted(store.keywords.ids())
+        finally:
+            store.close()
+    state: State = frozenset((id_, text_of(0)) for id_ in stored)
+    expected: list[Answer] = []
+    for ids in requests:
+        state, answer = apply(state, Op("delete", tuple(dict.fromkeys(ids))), 0)
+        expected.append(answer)
+    assert [
+        Answer(count=count, deleted=deleted) for deleted, count in cast(list[tuple[int, int]], outcomes)
     ] == expected
     assert final == state
     assert keyword_ids == sorted(id_ for id_, _ in state)

@@ -7,10 +7,10 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from deployments.core.errors import ConfigError, InternalFailure, InvalidFilter, QuotaExceeded
+from deployments.core.errors import ConfigError, InternalFailure, InvalidFilter, QuotaExceeded, StorageUnavailable
 from deployments.embedding.backends import HashingBackend
 from deployments.storage.ranking import Query
-from deployments.storage.tenant_store import GROUP_DOCUMENTS, TenantStore, Upsert, _write_groups
+from deployments.storage.tenant_store import GROUP_DOCUMENTS, Delete, TenantStore, Upsert, _write_groups
 
 BACKEND = HashingBackend()
 
@@ -206,7 +206,7 @@ def test_a_stuck_write_fails_the_store_replicas_health_check(settings, monkeypat
 
     replica = store_replica(settings)
     release = threading.Event()
-    monkeypatch.setattr(replica.store, "delete", lambda ids: (release.wait(10), (0, 0))[1])
+    monkeypatch.setattr(replica.store, "delete_many", lambda requests: (release.wait(10), [(0, 0)])[1])
     monkeypatch.setattr(store_module, "WRITE_STALL_S", 0.2)
 
     async def scenario() -> None:
@@ -355,31 +355,73 @@ def test_a_request_chromadb_refuses_fails_alone_and_the_others_are_written(setti
     assert store.get(["bad"], []) == []
 
 
-def test_the_store_replica_writes_the_imports_that_queued_behind_a_write_together(settings, monkeypatch):
+@pytest.mark.parametrize("kind", ["upsert", "delete"])
+def test_the_store_replica_writes_the_requests_that_queued_behind_a_write_together(settings, monkeypatch, kind):
     replica = store_replica(settings)
+    if kind == "delete":
+        add(replica.store, {id_: (f"text {id_}", {}) for id_ in "abcde"})
     groups: list[list[str]] = []
     first_write_runs, release = threading.Event(), threading.Event()
-    real_upsert_many = replica.store.upsert_many
+    real_many = getattr(replica.store, f"{kind}_many")
 
-    def held_upsert_many(requests):
+    def held_many(requests):
         groups.append([id_ for request in requests for id_ in request.ids])
         first_write_runs.set()
         release.wait(10)
-        return real_upsert_many(requests)
+        return real_many(requests)
 
-    monkeypatch.setattr(replica.store, "upsert_many", held_upsert_many)
+    monkeypatch.setattr(replica.store, f"{kind}_many", held_many)
 
-    def upsert(id_: str):
+    def write(id_: str):
+        if kind == "delete":
+            return replica.delete([id_])
         return replica.upsert([id_], [f"text {id_}"], BACKEND.encode([f"text {id_}"]), [{}], [False], [None])
 
-    async def scenario() -> list[int]:
-        first = asyncio.ensure_future(upsert("a"))
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(write("a"))
         await asyncio.get_running_loop().run_in_executor(None, first_write_runs.wait, 10)
-        rest = [asyncio.ensure_future(upsert(id_)) for id_ in "bcde"]  # they queue behind "a"
+        rest = [asyncio.ensure_future(write(id_)) for id_ in "bcde"]  # they queue behind "a"
         await asyncio.sleep(0.05)
         release.set()
-        return [await first, *[await write for write in rest]]
+        return [await first, *[await each for each in rest]]
 
-    assert asyncio.run(scenario()) == [1, 2, 3, 4, 5]
+    answers = asyncio.run(scenario())
     assert groups == [["a"], ["b", "c", "d", "e"]]
-    assert replica.store.count() == 5
+    if kind == "delete":
+        assert answers == [(1, 4), (1, 3), (1, 2), (1, 1), (1, 0)] and replica.store.count() == 0
+    else:
+        assert answers == [1, 2, 3, 4, 5] and replica.store.count() == 5
+
+
+def test_concurrent_deletes_share_one_write_and_each_gets_its_answer(settings, monkeypatch):
+    store = TenantStore(settings)
+    add(store, {id_: (f"text {id_}", {}) for id_ in "abcd"})
+    writes = []
+    real_delete = store._collection.delete
+
+    def counted_delete(**kwargs: Any) -> None:
+        writes.append(sorted(kwargs["ids"]))
+        real_delete(**kwargs)
+
+    monkeypatch.setattr(store._collection, "delete", counted_delete)
+    outcomes = store.delete_many([Delete(["a", "x", "a"]), Delete(["b", "c"]), Delete(["a", "d"]), Delete(["y"])])
+    # The third names "a" again: it goes to a later write, and finds only "d" there.
+    assert outcomes == [(1, 3), (2, 1), (1, 0), (0, 0)]
+    assert writes == [["a", "b", "c"], ["d"]]
+    assert store.count() == 0 and store.keywords.ids() == []
+
+
+def test_a_failed_shared_delete_fails_each_of_its_requests_and_deletes_nothing(settings, monkeypatch):
+    from chromadb.errors import InternalError
+
+    store = TenantStore(settings)
+    add(store, {"a": ("alpha", {}), "b": ("beta", {})})
+
+    def fails(**kwargs: Any) -> None:
+        raise InternalError("database or disk is full")
+
+    monkeypatch.setattr(store._collection, "delete", fails)
+    outcomes = store.delete_many([Delete(["a"]), Delete(["b"])])
+    assert [type(outcome) for outcome in outcomes] == [StorageUnavailable, StorageUnavailable]
+    assert all(cast(StorageUnavailable, outcome).status_code == 507 for outcome in outcomes)
+    assert store.count() == 2 and sorted(store.keywords.ids()) == ["a", "b"]
