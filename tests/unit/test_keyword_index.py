@@ -1,16 +1,18 @@
 """The keyword index (tantivy) beside chromadb: BM25 search, filters, and staying in step with
 chromadb through writes, crashes between the two, a lost or damaged index folder."""
 
+import json
 import shutil
 from typing import Any
 
 import pytest
+import tantivy
 
 from deployments.core.errors import InvalidFilter
 from deployments.core.types import Metadata
 from deployments.embedding.backends import HashingBackend
 from deployments.storage import tenant_store
-from deployments.storage.keyword_index import KeywordIndex
+from deployments.storage.keyword_index import MARKS_FILE, PENDING_ID, KeywordIndex
 from deployments.storage.ranking import Query
 from deployments.storage.tenant_store import KEYWORD_DIR, TenantStore
 
@@ -84,7 +86,20 @@ def test_a_crash_between_chromadb_and_the_keyword_index_is_repaired_at_start(set
     assert keyword(reopened, "electric garages") == [] and keyword(reopened, "parks") == []
 
 
-@pytest.mark.parametrize("damage", ["missing", "unreadable", "drifted"])
+def test_a_mark_left_in_the_index_by_an_earlier_version_is_still_repaired_at_start(settings, store):
+    """Marks used to be a document of the index itself: an index a crash left one in still has it
+    honoured after an upgrade, and then cleared."""
+    text = "A brand new document about zebras."
+    store.keywords._writer.add_document(tantivy.Document(id=PENDING_ID, pending=json.dumps(["new"])))
+    store.keywords._commit()
+    store._collection.upsert(ids=["new"], documents=[text], embeddings=BACKEND.encode([text]))  # and crash
+    store.close()
+    reopened = TenantStore(settings)
+    assert reopened.keywords.pending() == [] and reopened.keywords._pending_docs() == []
+    assert keyword(reopened, "zebras") == ["new"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable", "unreadable marks", "drifted"])
 def test_a_lost_damaged_or_drifted_keyword_index_is_rebuilt_at_start(settings, store, damage):
     folder = settings.data_dir / KEYWORD_DIR
     store.close()
@@ -94,6 +109,8 @@ def test_a_lost_damaged_or_drifted_keyword_index_is_rebuilt_at_start(settings, s
         for path in folder.iterdir():
             if path.is_file():
                 path.write_bytes(b"\x00garbage")
+    elif damage == "unreadable marks":  # which ids were pending is lost: all of them are
+        (folder / MARKS_FILE).write_bytes(b"\x00garbage" * 100)
     else:  # it missed a write (say, it was restored from an older copy)
         index = KeywordIndex(folder)
         index.rebuild([("cats", DOCS["cats"][0])])
