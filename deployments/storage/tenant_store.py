@@ -220,7 +220,7 @@ class TenantStore:
 
     def upsert_many(self, requests: list[Upsert]) -> list[int | Exception]:
         """Several requests' upserts, each all or none, in order, as few chromadb writes as can be:
-        each write (and its two keyword-index commits) has a fixed cost of about 25 CPU ms here,
+        each write (chromadb's, the keyword index's commit, the reads before) costs about 25 CPU ms here,
         more than a few short documents' own, so concurrent small imports share them. A request
         refused (quota, disk) or failed has its error in its place; the others are written."""
         outcomes: list[int | Exception] = []
