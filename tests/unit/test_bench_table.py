@@ -1,7 +1,7 @@
 """`make bench`'s CPU rows: the CPU of every search by process, with one client and with 16, each
 against the in-process search of the same run."""
 
-from bench.__main__ import Figures, cpu_rows
+from bench.__main__ import Figures, against, cpu_rows
 from bench.cpu import ROLES, CpuUse
 
 
@@ -42,3 +42,10 @@ def test_cpu_use_of_two_stretches_adds_up_and_an_unmeasured_one_adds_nothing():
     both = first + second
     assert both.seconds == dict.fromkeys(ROLES, 4.0) and both.wall_s == 4.0 and both.steal == 5.0
     assert CpuUse() + first is first and first + CpuUse() is first
+
+
+def test_a_ratio_is_never_rounded_onto_its_target():
+    """0.847x printed as 0.85x beside a target of 0.85x, marked not met, read as a contradiction."""
+    assert against(25.4 / 30.0, 0.85) == "0.847x"
+    assert against(0.8531, 0.85) == "0.853x" and against(0.85, 0.85) == "0.85x"
+    assert against(0.59, 0.8) == "0.59x" and against(1.3512, 1.5) == "1.35x"
