@@ -104,7 +104,7 @@ class KeywordIndex:
 
     def sync_pending(self, lookup: TextLookup) -> None:
         """Make every pending id match chromadb (its text, or its absence) and clear the marks."""
-        ids = list(dict.fromkeys(self.pending()))
+        ids = self.pending()  # each id once: the primary key
         if not ids:
             return
         texts = lookup(ids)
