@@ -39,7 +39,7 @@ REBUILD_RETRY_S = 2.0
 # Threads for reads (searches, lookups, counts), apart from the one writer: chromadb serves reads
 # while a write runs, so a search never waits for a queue of imports to drain.
 READ_THREADS = 4
-# Imports (and deletes by id) that arrive while a write runs are written together next, this many
+# Imports (and deletes) that arrive while a write runs are written together next, this many
 # requests at most (TenantStore.upsert_many, delete_many: a write's fixed cost is shared). The Ingress
 # lets 16 writes through at once.
 REQUESTS_A_WRITE = 32
@@ -103,8 +103,12 @@ class ChromaStore:
     async def _delete_many(self, requests: list[Delete]) -> list[tuple[int, int] | Exception]:
         return await self._write(lambda: self.store.delete_many(requests))
 
-    async def delete_where(self, where: Filter | None, where_document: Filter | None, most: int) -> tuple[int, int]:
-        return await self._write(lambda: self.store.delete_where(where, where_document, most))
+    async def delete_where(
+        self, where: Filter | None, where_document: Filter | None, most: int, expected: int
+    ) -> tuple[int, int]:
+        """`expected`: how many documents the filters matched when the Ingress counted them (tenant_store.Delete)."""
+        request = Delete(where=where, where_document=where_document, most=most, expected=expected)
+        return raised((await self._deletes([request]))[0])
 
     async def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
         return await self._read(self.store.count_matching, where, where_document, most)

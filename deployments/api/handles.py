@@ -114,8 +114,10 @@ class StoreCalls:
         deleted: tuple[int, int] = await send(STORE, self._handle.delete, ids)
         return deleted
 
-    async def delete_where(self, where: Filter | None, where_document: Filter | None, most: int) -> tuple[int, int]:
-        deleted: tuple[int, int] = await send(STORE, self._handle.delete_where, where, where_document, most)
+    async def delete_where(
+        self, where: Filter | None, where_document: Filter | None, most: int, expected: int
+    ) -> tuple[int, int]:
+        deleted: tuple[int, int] = await send(STORE, self._handle.delete_where, where, where_document, most, expected)
         return deleted
 
     async def snapshot(self) -> Snapshot:

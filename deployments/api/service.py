@@ -291,7 +291,7 @@ class TenantService:
         filters = (request.where, request.where_document)
         matching = await self._store.count_matching(*filters, most)
         async with self._writes.admit(charge=lambda: self.rate_limiter.admit_documents(min(matching, most))):
-            deleted, count = await self._store.delete_where(*filters, most)
+            deleted, count = await self._store.delete_where(*filters, most, expected=matching)
         return DeleteResponse(deleted=deleted, count=self._counted(count))
 
     async def health(self) -> HealthResponse:

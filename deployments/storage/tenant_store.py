@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -62,8 +62,8 @@ from deployments.storage.search import TenantSearch
 KEYWORD_DIR = "keyword"
 CHUNKS_SUFFIX = "-chunks"  # the chunk collection's name: the tenant's collection name and this
 PAGE = 1_000  # documents read at a time when the keyword index is rebuilt
-# Documents in one write of several requests at most (TenantStore.upsert_many); a request bigger
-# than this is written alone. chromadb holds the GIL for a whole write, so searches in this process
+# Documents in one write of several requests at most (TenantStore.upsert_many, delete_many); a
+# request bigger than this is written alone. chromadb holds the GIL for a whole write, so searches in this process
 # wait for it (deployments.store: REBUILD_BATCH): a shared write holds it no longer than one import
 # batch of 64 documents (the Embedder's call) already does.
 GROUP_DOCUMENTS = 64
@@ -82,16 +82,41 @@ class Upsert:
     supplied: list[bool] | None = None
     chunks: list[Chunks | None] | None = None
 
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
 
 @dataclass
 class Delete:
-    """One request's ids to delete, as TenantStore.delete takes them."""
+    """One request's deletes, as TenantStore.delete and delete_where take them: the named `ids`, or,
+    with `where` or `where_document`, every document the filters match, refused when more than
+    `most` do. `expected`, how many the filters matched when the Ingress counted them, only sizes
+    the write the request joins (the store matches them again, under its write lock)."""
 
-    ids: list[str]
+    ids: list[str] = field(default_factory=list)
+    where: Filter | None = None
+    where_document: Filter | None = None
+    most: int = 0
+    expected: int = 0
+
+    @property
+    def by_filter(self) -> bool:
+        return self.where is not None or self.where_document is not None
+
+    @property
+    def size(self) -> int:
+        return self.expected if self.by_filter else len(self.ids)
 
 
 class _Write(Protocol):
-    ids: list[str]
+    @property
+    def ids(self) -> list[str]: ...
+
+    @property
+    def size(self) -> int:
+        """Documents the request writes (or, for a delete by filter, is expected to)."""
+        ...
 
 
 W = TypeVar("W", bound=_Write)
@@ -382,61 +407,86 @@ class TenantStore:
         """Delete the ids that exist; returns (how many existed, count after). An id named twice counts once."""
         return raised(self.delete_many([Delete(ids)])[0])
 
+    def delete_where(self, where: Filter | None, where_document: Filter | None, most: int) -> tuple[int, int]:
+        """Delete every document matching the filters, all or none: refused when more than `most`
+        match (the plan's documents per request). Returns (how many were deleted, count after)."""
+        return raised(self.delete_many([Delete(where=where, where_document=where_document, most=most)])[0])
+
     def delete_many(self, requests: list[Delete]) -> list[tuple[int, int] | Exception]:
-        """Several requests' deletes by id, in order, as few chromadb writes as can be (the same
-        grouping as upsert_many's, for the same fixed cost), each answered as if deleted alone. A
-        delete has no refusal of its own (no quota, no content chromadb could refuse), so a failed
-        write fails each request of it alike."""
+        """Several requests' deletes (by ids or by filter), in order, as few chromadb writes as can
+        be (the same grouping as upsert_many's, for the same fixed cost), each answered as if deleted
+        alone. A filter matching more than its request's `most`, or one chromadb cannot read, refuses
+        that request alone; a failed write fails each request of it alike."""
         outcomes: list[tuple[int, int] | Exception] = []
         with self._write_lock:
             for group in _write_groups(requests):
-                named = list(dict.fromkeys(id_ for request in group for id_ in request.ids))
-                try:  # chromadb refuses duplicate ids (DuplicateIDError): hence each id once
-                    found = self._collection.get(ids=named, include=[])["ids"]
-                    deleted, count = self._delete_found(found)
-                except Exception as exc:
-                    outcomes += [exc for _ in group]
-                    continue
-                count += deleted  # before the write; then as if each request's delete came in turn
-                gone = set(found)
-                for request in group:  # no id in common between them (_write_groups)
-                    mine = len(gone.intersection(request.ids))
-                    count -= mine
-                    outcomes.append((mine, count))
+                outcomes += self._delete_group(group)
+        return outcomes
+
+    def _delete_group(self, group: list[Delete]) -> list[tuple[int, int] | Exception]:
+        """One write for requests that name no id in common: each request deletes what it would
+        after the ones before it (the named ids that exist, or the filter's matches), less what
+        those already delete."""
+        # chromadb refuses duplicate ids (DuplicateIDError), and reads everything for no ids at all.
+        named = list(dict.fromkeys(id_ for request in group for id_ in request.ids))
+        try:
+            existing = set(self._collection.get(ids=named, include=[])["ids"]) if named else set()
+            count = self._collection.count()
+        except Exception as exc:  # nothing deleted yet: every request fails alike
+            return [exc for _ in group]
+        doomed: dict[str, None] = {}  # what this write deletes, in order, each id once
+        outcomes: list[tuple[int, int] | Exception] = []
+        for request in group:
+            try:
+                mine = (
+                    self._matching_left(request, doomed)
+                    if request.by_filter
+                    else [id_ for id_ in dict.fromkeys(request.ids) if id_ in existing and id_ not in doomed]
+                )
+            except Exception as exc:  # refused: nothing of it is deleted
+                outcomes.append(exc)
+                continue
+            doomed.update(dict.fromkeys(mine))
+            count -= len(mine)
+            outcomes.append((len(mine), count))
+        if doomed:
+            try:
+                self._delete_found(list(doomed))
+            except Exception as exc:
+                return [outcome if isinstance(outcome, Exception) else exc for outcome in outcomes]
         return outcomes
 
     def count_matching(self, where: Filter | None, where_document: Filter | None, most: int) -> int:
         """How many documents match the filters, counted up to `most` + 1."""
         return len(self._matching(where, where_document, most + 1))
 
-    def delete_where(self, where: Filter | None, where_document: Filter | None, most: int) -> tuple[int, int]:
-        """Delete every document matching the filters, all or none: refused when more than `most`
-        match (the plan's documents per request). Returns (how many were deleted, count after)."""
-        with self._write_lock:
-            found = self._matching(where, where_document, most + 1)
-            if len(found) > most:
-                raise PlanLimitExceeded(
-                    f"the filter matches more than {most} documents, the plan's most per request; nothing was "
-                    "deleted: narrow the filter, or delete by ids in pages (POST /list/)",
-                    field="where" if where else "where_document",
-                )
-            return self._delete_found(found)
+    def _matching_left(self, request: Delete, doomed: dict[str, None]) -> list[str]:
+        """The documents `request`'s filters match that are not `doomed` already; refused when more
+        than its `most` are."""
+        # Among the first most + 1 + len(doomed) matches, at least most + 1 are not doomed, if there are.
+        matching = self._matching(request.where, request.where_document, request.most + 1 + len(doomed))
+        found = [id_ for id_ in matching if id_ not in doomed]
+        if len(found) > request.most:
+            raise PlanLimitExceeded(
+                f"the filter matches more than {request.most} documents, the plan's most per request; nothing "
+                "was deleted: narrow the filter, or delete by ids in pages (POST /list/)",
+                field="where" if request.where else "where_document",
+            )
+        return found
 
     def _matching(self, where: Filter | None, where_document: Filter | None, most: int) -> list[str]:
         """The ids of up to `most` documents matching the filters."""
         with filter_errors(where, where_document):
             return self._collection.get(**filter_args(where, where_document), limit=most, include=[])["ids"]
 
-    def _delete_found(self, found: list[str]) -> tuple[int, int]:
-        """Delete these existing ids everywhere they live; (how many, count after). Holds the write lock."""
-        if found:
-            self._check_disk()  # a delete is a write too: chromadb logs it, then applies it
-            with self._keywords_follow(found), storage_errors():
-                self._collection.delete(ids=found)
-            with storage_errors():
-                self.chunks.delete(found)
-            self.vectors.drop(found)
-        return len(found), self._collection.count()
+    def _delete_found(self, found: list[str]) -> None:
+        """Delete these existing ids everywhere they live. Holds the write lock."""
+        self._check_disk()  # a delete is a write too: chromadb logs it, then applies it
+        with self._keywords_follow(found), storage_errors():
+            self._collection.delete(ids=found)
+        with storage_errors():
+            self.chunks.delete(found)
+        self.vectors.drop(found)
 
     def snapshot(self, destination: Path) -> SnapshotManifest:
         """A consistent copy of the tenant's data in `destination` (storage.snapshot); returns its
@@ -481,15 +531,17 @@ def raised(outcome: T | Exception) -> T:
 def _write_groups(requests: list[W]) -> Iterator[list[W]]:
     """The requests in order, cut into runs that one write can carry: a run ends before a request
     that shares an id with it (the later must be written after the earlier) or would take it past
-    GROUP_DOCUMENTS."""
+    GROUP_DOCUMENTS documents."""
     group: list[W] = []
     ids: set[str] = set()
+    size = 0
     for request in requests:
-        if group and (not ids.isdisjoint(request.ids) or len(ids) + len(request.ids) > GROUP_DOCUMENTS):
+        if group and (not ids.isdisjoint(request.ids) or size + request.size > GROUP_DOCUMENTS):
             yield group
-            group, ids = [], set()
+            group, ids, size = [], set(), 0
         group.append(request)
         ids.update(request.ids)
+        size += request.size
     if group:
         yield group
 

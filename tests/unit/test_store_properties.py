@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deployments.core.config import Settings, load_settings
-from deployments.core.errors import QuotaExceeded
+from deployments.core.errors import PlanLimitExceeded, QuotaExceeded
 from deployments.storage.tenant_store import Delete, TenantStore, Upsert
 
 QUOTA = 15
@@ -46,7 +46,7 @@ class Op:
 class Answer:
     count: int | None = None  # the count the store reported after the write; None when refused
     deleted: int | None = None  # deletes only: how many of the ids existed
-    refused: bool = False  # upserts only: QuotaExceeded
+    refused: bool = False  # upserts: QuotaExceeded; deletes by filter: PlanLimitExceeded
 
 
 @dataclass(frozen=True)
@@ -261,16 +261,39 @@ def test_imports_written_together_answer_as_written_one_at_a_time(ops: list[Op])
     assert keyword_ids == sorted(id_ for id_, _ in state)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(
-    stored=st.lists(st.sampled_from(ID_POOL), max_size=QUOTA, unique=True),
-    requests=st.lists(st.lists(st.sampled_from(ID_POOL), min_size=1, max_size=8), min_size=2, max_size=20),
+def group_of(id_: str) -> int:
+    """The metadata value a delete by filter matches on: three groups of the id pool."""
+    return ID_POOL.index(id_) % 3
+
+
+@dataclass(frozen=True)
+class ByFilter:
+    """A delete of every document of a group, refused when more than `most` match."""
+
+    group: int
+    most: int
+
+
+delete_requests = st.lists(
+    st.one_of(
+        st.lists(st.sampled_from(ID_POOL), min_size=1, max_size=8),
+        st.builds(ByFilter, group=st.integers(0, 2), most=st.integers(0, 5)),
+    ),
+    min_size=2,
+    max_size=20,
 )
-def test_deletes_written_together_answer_as_deleted_one_at_a_time(stored: list[str], requests: list[list[str]]) -> None:
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(stored=st.lists(st.sampled_from(ID_POOL), max_size=QUOTA, unique=True), requests=delete_requests)
+def test_deletes_written_together_answer_as_deleted_one_at_a_time(
+    stored: list[str], requests: list[list[str] | ByFilter]
+) -> None:
     """TenantStore.delete_many (the deletes that queued while a write ran, written together) gives
     each request the answer, and the collection and keyword index the content, that the same
-    deletes one at a time in order give: ids named twice, by one request or by several, and ids
-    never stored included."""
+    deletes one at a time in order give: ids named twice, by one request or by several, ids never
+    stored, and deletes by filter (matching what earlier requests delete, or refused for matching
+    too many) included."""
     with tempfile.TemporaryDirectory() as folder:
         store_settings = tenant_settings(Path(folder))
         store = TenantStore(store_settings)
@@ -280,20 +303,35 @@ def test_deletes_written_together_answer_as_deleted_one_at_a_time(stored: list[s
                     stored,
                     [text_of(0)] * len(stored),
                     unit_vectors(len(stored), np.random.default_rng(0)),
-                    [{}] * len(stored),
+                    [{"group": group_of(id_)} for id_ in stored],
                 )
-            outcomes = store.delete_many([Delete(ids) for ids in requests])
+            outcomes = store.delete_many(
+                [
+                    Delete(where={"group": request.group}, most=request.most, expected=request.most)
+                    if isinstance(request, ByFilter)
+                    else Delete(request)
+                    for request in requests
+                ]
+            )
             final = stored_documents(store_settings)
             keyword_ids = sorted(store.keywords.ids())
         finally:
             store.close()
     state: State = frozenset((id_, text_of(0)) for id_ in stored)
     expected: list[Answer] = []
-    for ids in requests:
-        state, answer = apply(state, Op("delete", tuple(dict.fromkeys(ids))), 0)
+    for request in requests:
+        if isinstance(request, ByFilter):
+            matching = tuple(id_ for id_, _ in state if group_of(id_) == request.group)
+            if len(matching) > request.most:
+                expected.append(Answer(refused=True))
+                continue
+            state, answer = apply(state, Op("delete", matching), 0)
+        else:
+            state, answer = apply(state, Op("delete", tuple(dict.fromkeys(request))), 0)
         expected.append(answer)
     assert [
-        Answer(count=count, deleted=deleted) for deleted, count in cast(list[tuple[int, int]], outcomes)
+        Answer(refused=True) if isinstance(outcome, PlanLimitExceeded) else Answer(count=outcome[1], deleted=outcome[0])
+        for outcome in cast(list[tuple[int, int] | PlanLimitExceeded], outcomes)
     ] == expected
     assert final == state
     assert keyword_ids == sorted(id_ for id_, _ in state)

@@ -7,7 +7,14 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from deployments.core.errors import ConfigError, InternalFailure, InvalidFilter, QuotaExceeded, StorageUnavailable
+from deployments.core.errors import (
+    ConfigError,
+    InternalFailure,
+    InvalidFilter,
+    PlanLimitExceeded,
+    QuotaExceeded,
+    StorageUnavailable,
+)
 from deployments.embedding.backends import HashingBackend
 from deployments.storage.ranking import Query
 from deployments.storage.tenant_store import GROUP_DOCUMENTS, Delete, TenantStore, Upsert, _write_groups
@@ -355,26 +362,29 @@ def test_a_request_chromadb_refuses_fails_alone_and_the_others_are_written(setti
     assert store.get(["bad"], []) == []
 
 
-@pytest.mark.parametrize("kind", ["upsert", "delete"])
+@pytest.mark.parametrize("kind", ["upsert", "delete", "delete_where"])
 def test_the_store_replica_writes_the_requests_that_queued_behind_a_write_together(settings, monkeypatch, kind):
     replica = store_replica(settings)
-    if kind == "delete":
-        add(replica.store, {id_: (f"text {id_}", {}) for id_ in "abcde"})
+    if kind != "upsert":
+        add(replica.store, {id_: (f"text {id_}", {"n": id_}) for id_ in "abcde"})
     groups: list[list[str]] = []
     first_write_runs, release = threading.Event(), threading.Event()
-    real_many = getattr(replica.store, f"{kind}_many")
+    many = "upsert_many" if kind == "upsert" else "delete_many"
+    real_many = getattr(replica.store, many)
 
     def held_many(requests):
-        groups.append([id_ for request in requests for id_ in request.ids])
+        groups.append([request.ids[0] if request.ids else request.where["n"] for request in requests])
         first_write_runs.set()
         release.wait(10)
         return real_many(requests)
 
-    monkeypatch.setattr(replica.store, f"{kind}_many", held_many)
+    monkeypatch.setattr(replica.store, many, held_many)
 
     def write(id_: str):
         if kind == "delete":
             return replica.delete([id_])
+        if kind == "delete_where":
+            return replica.delete_where({"n": id_}, None, most=10, expected=1)
         return replica.upsert([id_], [f"text {id_}"], BACKEND.encode([f"text {id_}"]), [{}], [False], [None])
 
     async def scenario() -> list[Any]:
@@ -387,7 +397,7 @@ def test_the_store_replica_writes_the_requests_that_queued_behind_a_write_togeth
 
     answers = asyncio.run(scenario())
     assert groups == [["a"], ["b", "c", "d", "e"]]
-    if kind == "delete":
+    if kind != "upsert":
         assert answers == [(1, 4), (1, 3), (1, 2), (1, 1), (1, 0)] and replica.store.count() == 0
     else:
         assert answers == [1, 2, 3, 4, 5] and replica.store.count() == 5
@@ -409,6 +419,39 @@ def test_concurrent_deletes_share_one_write_and_each_gets_its_answer(settings, m
     assert outcomes == [(1, 3), (2, 1), (1, 0), (0, 0)]
     assert writes == [["a", "b", "c"], ["d"]]
     assert store.count() == 0 and store.keywords.ids() == []
+
+
+def test_deletes_by_filter_share_the_write_and_each_deletes_what_it_would_alone(settings, monkeypatch):
+    """A filter deletes what it matches after the requests before it in the same write; one matching
+    more than its request's most is refused alone, and one chromadb cannot read fails alone."""
+    store = TenantStore(settings)
+    add(store, {id_: (f"text {id_}", {"kind": kind}) for id_, kind in zip("abcdef", "xxyyzz", strict=True)})
+    writes = []
+    real_delete = store._collection.delete
+
+    def counted_delete(**kwargs: Any) -> None:
+        writes.append(sorted(kwargs["ids"]))
+        real_delete(**kwargs)
+
+    monkeypatch.setattr(store._collection, "delete", counted_delete)
+    outcomes = store.delete_many(
+        [
+            Delete(["a", "q"]),
+            Delete(where={"kind": "x"}, most=1, expected=1),  # "a" is deleted before it: matches "b" alone
+            Delete(where={"kind": "z"}, most=1, expected=2),  # matches two: refused, nothing of it deleted
+            Delete(where={"kind": {"$bad": 1}}, most=5, expected=0),  # chromadb cannot read it
+            Delete(where_document={"$contains": "text c"}, most=5, expected=1),
+            Delete(where={"kind": "y"}, most=5, expected=2),  # "c" is deleted before it: "d" alone
+            Delete(["c", "e"]),  # "c" goes with a filter before it: "e" alone
+        ]
+    )
+    assert outcomes[0:2] == [(1, 5), (1, 4)]
+    assert isinstance(outcomes[2], PlanLimitExceeded) and outcomes[2].field == "where"
+    assert isinstance(outcomes[3], InvalidFilter) and outcomes[3].status_code == 422
+    assert outcomes[4:] == [(1, 3), (1, 2), (1, 1)]
+    assert writes == [["a", "b", "c", "d", "e"]]
+    assert sorted(store.keywords.ids()) == ["f"] and store.count() == 1
+    assert store.delete_where({"kind": "z"}, None, most=1) == (1, 0)
 
 
 def test_a_failed_shared_delete_fails_each_of_its_requests_and_deletes_nothing(settings, monkeypatch):
