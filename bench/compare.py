@@ -5,7 +5,9 @@ chromadb), alternated round by round in one run so the host's drift over the run
 Figures of two `make bench` runs on different days do not compare: on a shared host the same work
 costs up to a third more CPU seconds when other guests are busy (the steal column says how busy).
 Each revision is checked out in a temporary git worktree and run with this checkout's environment;
-`.` is this checkout as it is, uncommitted changes included. In each round, for each revision: a
+`.` is this checkout as it is, uncommitted changes included. A revision may carry settings for its
+service after a colon (`.:QUERY_BACKEND=onnx-int8`, several joined by commas), so one revision's
+settings compare too. In each round, for each revision: a
 new tenant, `--passages` SciFact passages imported, one client's search p50, then `--clients`
 clients searching, with the CPU each process used. Prints medians and ratios to the first revision.
 """
@@ -43,7 +45,11 @@ class Run:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
-    parser.add_argument("revisions", nargs="+", help=f"git revisions; {CURRENT!r}: this checkout as it is")
+    parser.add_argument(
+        "revisions",
+        nargs="+",
+        help=f"git revisions; {CURRENT!r}: this checkout as it is; REV:NAME=VALUE,...: with those settings",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--per-client", type=int, default=40)
@@ -57,12 +63,19 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def settings_of(spec: str) -> tuple[str, dict[str, str]]:
+    """`REV:NAME=VALUE,...` as the revision and the settings its service starts with."""
+    revision, _, pairs = spec.partition(":")
+    return revision, dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+
+
 @contextmanager
 def checkouts(revisions: list[str], scratch: Path) -> Iterator[dict[str, Path]]:
-    """A folder of code for each revision: a detached worktree, removed afterwards."""
+    """A folder of code for each revision: a detached worktree (one per revision, whatever its
+    settings), removed afterwards."""
     trees: dict[str, Path] = {}
     try:
-        for revision in revisions:
+        for revision in dict.fromkeys(revisions):
             if revision == CURRENT:
                 trees[revision] = REPO
                 continue
@@ -76,10 +89,18 @@ def checkouts(revisions: list[str], scratch: Path) -> Iterator[dict[str, Path]]:
                 git("worktree", "remove", "--force", str(tree))
 
 
-def measure_once(tree: Path, cache: Path, args: argparse.Namespace, passages: list[Passage], queries: list[str]) -> Run:
+def measure_once(
+    tree: Path,
+    cache: Path,
+    settings: dict[str, str],
+    args: argparse.Namespace,
+    passages: list[Passage],
+    queries: list[str],
+) -> Run:
     with tempfile.TemporaryDirectory(prefix="compare-") as scratch:
         work = Path(scratch)
         env = {"TENANT_ID": "compare", "PLAN": "pro", "PERSIST_DIR": str(work / "data"), "MODEL_CACHE_DIR": str(cache)}
+        env |= settings
         instance = ServeInstance(work, env, repo=tree)
         instance.start()
         try:
@@ -133,15 +154,17 @@ def main(argv: list[str]) -> int:
     passages = corpus[: args.passages]
     runs: dict[str, list[Run]] = {revision: [] for revision in args.revisions}
     scratch = tempfile.TemporaryDirectory(prefix="compare-trees-")
-    with scratch, checkouts(args.revisions, Path(scratch.name)) as trees:
+    specs = {spec: settings_of(spec) for spec in args.revisions}
+    with scratch, checkouts([revision for revision, _ in specs.values()], Path(scratch.name)) as trees:
         for round_ in range(1, args.rounds + 1):
-            for revision, tree in trees.items():
+            for spec, (revision, settings) in specs.items():
+                tree = trees[revision]
                 # Each revision's own ONNX export (the export's code may differ), kept for the next run.
                 cache = args.cache_dir / (git("rev-parse", "HEAD") if tree == REPO else tree.name) / "model-cache"
-                run = measure_once(tree, cache, args, passages, queries)
-                runs[revision].append(run)
+                run = measure_once(tree, cache, settings, args, passages, queries)
+                runs[spec].append(run)
                 print(
-                    f"round {round_} {revision}: p50 {run.p50_ms:.1f} ms, {run.per_s:.1f}/s, "
+                    f"round {round_} {spec}: p50 {run.p50_ms:.1f} ms, {run.per_s:.1f}/s, "
                     f"CPU {sum(run.cpu_ms.values()):.1f} ms per search, steal {100 * run.steal:.1f} %",
                     flush=True,
                 )

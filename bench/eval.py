@@ -290,6 +290,19 @@ def other_backends(settings: Settings, data: Beir, names: str, depth: int) -> li
     return rows
 
 
+def query_backends(settings: Settings, data: Beir, names: str, corpus: np.ndarray, depth: int) -> list[Row]:
+    """Exact search over the service's vectors with the queries embedded by each QUERY_BACKEND value."""
+    rows = []
+    ids, query_ids = list(data.corpus), list(data.queries)
+    for name in filter(None, names.split(",")):
+        queries = load_backend(settings.model_copy(update={"embed_backend": name})).encode(
+            [data.queries[q] for q in query_ids]
+        )
+        label = f"semantic, exact search, backend {name} for the queries alone (QUERY_BACKEND)"
+        rows.append(Row(label, exact_run(corpus, ids, queries, query_ids, depth)))
+    return rows
+
+
 def render(data: Beir, rows: list[Row], index_recall: float, sts: dict[str, float], context: str) -> str:
     published = PUBLISHED_NDCG10.get(data.name)
     semantic = ndcg_at(rows[0].run, data.qrels, 10)
@@ -354,6 +367,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="onnx-int8",
         help="other backends whose exact-search nDCG@10 is measured in this process (the corpus embedded again)",
     )
+    parser.add_argument(
+        "--query-backends",
+        default="onnx-int8",
+        help="QUERY_BACKEND values whose exact-search nDCG@10 is measured over the service's own vectors "
+        "(only the queries embedded again)",
+    )
     parser.add_argument("--url", help="evaluate this running (empty) instance instead of starting one")
     parser.add_argument(
         "--clients", type=int, default=CLIENTS, help=f"concurrent import requests of {INGEST_BATCH} documents"
@@ -410,6 +429,7 @@ def main(argv: list[str]) -> int:
         Row("semantic (the service: HNSW)", runs["semantic"]),
         Row("semantic, exact search (same vectors)", exact),
         *other_backends(settings, data, args.exact_backends, depth),
+        *query_backends(settings, data, args.query_backends, vectors, depth),
         Row("keyword (BM25, tantivy)", runs["keyword"]),
         Row(f"hybrid (weight {DEFAULT_HYBRID_WEIGHT})", runs["hybrid"]),
     ]

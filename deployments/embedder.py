@@ -105,8 +105,8 @@ class Embedder:
     def _query_model(self) -> EmbeddingBackend:
         if self._query_backend is None:
             # torch's model may be shared by two threads; an ONNX session of its own keeps the lanes apart.
-            shared = isinstance(self.backend, SentenceTransformerBackend)
-            self._query_backend = self.backend if shared else load_backend(self._settings, self._gpu)
+            shared = isinstance(self.backend, SentenceTransformerBackend) and self._settings.query_backend is None
+            self._query_backend = self.backend if shared else load_backend(self._settings.for_queries(), self._gpu)
         return self._query_backend
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

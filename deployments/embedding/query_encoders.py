@@ -74,7 +74,10 @@ def query_encoder(settings: Settings, embedder: QueryEncoder, where: QueryEmbedd
         # The model's libraries are imported only where they are used.
         from deployments.embedding.models import backend_choice, load_backend
 
-        if backend_choice(settings, gpu=False) != "torch":
-            return SharedRuns(LocalQueryEncoder(load_backend(settings, gpu=False)), slots=cores())
+        for_queries = settings.for_queries()
+        if backend_choice(for_queries, gpu=False) != "torch":
+            backend = load_backend(for_queries, gpu=False)
+            logger.info("queries are embedded in the Ingress by %s", backend.name)
+            return SharedRuns(LocalQueryEncoder(backend), slots=cores())
         logger.warning("queries are embedded by the Embedder: %s runs on torch, not here", settings.model_name)
     return SharedRuns(embedder, slots=EMBEDDER_CALLS_IN_FLIGHT)

@@ -63,9 +63,9 @@ KEYWORD_DIR = "keyword"
 CHUNKS_SUFFIX = "-chunks"  # the chunk collection's name: the tenant's collection name and this
 PAGE = 1_000  # documents read at a time when the keyword index is rebuilt
 # Documents in one write of several requests at most (TenantStore.upsert_many, delete_many); a
-# request bigger than this is written alone. chromadb holds the GIL for a whole write, so searches in this process
-# wait for it (deployments.store: REBUILD_BATCH): a shared write holds it no longer than one import
-# batch of 64 documents (the Embedder's call) already does.
+# request bigger than this is written alone. chromadb holds the GIL for a whole write, so searches
+# in this process wait for it (deployments.store: REBUILD_BATCH): a shared write holds it no longer
+# than one import batch of 64 documents (the Embedder's call) already does.
 GROUP_DOCUMENTS = 64
 
 logger = logging.getLogger("ray.serve")

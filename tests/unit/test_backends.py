@@ -1,9 +1,12 @@
+import asyncio
+
 import numpy as np
 import onnx
 import pytest
 from transformers import AutoTokenizer
 
 from deployments.core.config import load_settings, model_window, resolve_model_path
+from deployments.core.types import Vectors
 from deployments.embedding.backends import HashingBackend, OnnxBackend, SentenceTransformerBackend, token_budget_runs
 from deployments.embedding.models import embed_texts, load_backend
 from deployments.embedding.onnx_export import (
@@ -14,6 +17,7 @@ from deployments.embedding.onnx_export import (
     packs_texts,
     quantize_onnx,
 )
+from deployments.embedding.query_encoders import query_encoder
 from deployments.embedding.tokens import FastTokenizer, TransformersTokenizer, load_tokenizer, truncated_flags
 
 
@@ -140,6 +144,27 @@ def test_an_int8_text_gets_one_vector_whatever_it_is_embedded_with(onnx_model_ca
     alone = np.concatenate([int8.encode([text]) for text in texts])
     assert np.array_equal(int8.encode(texts), alone)
     assert np.array_equal(int8.encode(texts[::-1]), alone[::-1])
+
+
+def test_query_backend_embeds_the_search_queries_and_embed_backend_the_documents(onnx_model_cache):
+    """QUERY_BACKEND=onnx-int8 beside EMBED_BACKEND=onnx: the Ingress's query encoder (the one
+    searches use) runs the int8 model; documents are still the fp32 model's."""
+    settings = load_settings(
+        _env_file=None, embed_backend="onnx", query_backend="onnx-int8", model_cache_dir=onnx_model_cache
+    )
+
+    class NoEmbedder:
+        async def embed_queries(self, texts: list[str]) -> Vectors:
+            raise AssertionError("queries are embedded in the Ingress")
+
+    encoder = query_encoder(settings, NoEmbedder(), "ingress")
+    queries = ["What causes the tides?", "red apples"]
+    vectors = asyncio.run(encoder.embed_queries(queries))
+    int8, fp32 = load_backend(settings.for_queries()), load_backend(settings)
+    assert int8.name.startswith("onnx-int8:") and fp32.name.startswith("onnx:")
+    assert np.array_equal(vectors, int8.encode(queries))
+    assert not np.allclose(vectors, fp32.encode(queries), atol=1e-4)
+    assert np.all(np.sum(vectors * fp32.encode(queries), axis=1) > 0.98)  # the same model, in int8
 
 
 def test_onnx_export_is_cached(tmp_path):

@@ -4,7 +4,7 @@
 from collections import namedtuple
 from pathlib import Path
 
-from bench.compare import CURRENT, Run, checkouts, git, render
+from bench.compare import CURRENT, Run, checkouts, git, render, settings_of
 from bench.cpu import ROLES, steal_share
 from bench.instance import REPO
 
@@ -36,3 +36,9 @@ def test_each_revision_gets_a_worktree_of_its_own_and_it_is_removed_after(tmp_pa
         assert git("-C", str(trees["HEAD"]), "rev-parse", "HEAD") == head
     assert not trees["HEAD"].exists()
     assert str(trees["HEAD"]) not in git("worktree", "list")
+
+
+def test_a_revision_may_carry_settings_for_its_service() -> None:
+    assert settings_of(".") == (".", {})
+    assert settings_of(".:QUERY_BACKEND=onnx-int8") == (".", {"QUERY_BACKEND": "onnx-int8"})
+    assert settings_of("main:PLAN=pro,EXTRA=a=b") == ("main", {"PLAN": "pro", "EXTRA": "a=b"})

@@ -51,6 +51,7 @@ def test_relative_persist_dir_becomes_absolute(make_settings):
         ({"model_name": "org/unknown-model"}, "MODEL_NAME", ["org/unknown-model", "offline"]),
         ({"tenant_id": "   "}, "TENANT_ID", ["empty"]),
         ({"tenant_id": "a\x00b"}, "TENANT_ID", ["control characters"]),
+        ({"query_backend": "torch"}, "QUERY_BACKEND", ["onnx", "onnx-int8"]),
     ],
 )
 def test_invalid_settings_name_the_variable(make_settings, overrides, variable, words):
@@ -61,6 +62,15 @@ def test_invalid_settings_name_the_variable(make_settings, overrides, variable, 
     for word in words:
         assert word in message
     assert "Traceback" not in message
+
+
+def test_queries_are_loaded_with_query_backend_where_it_is_set(make_settings):
+    settings = make_settings(embed_backend="onnx")
+    assert settings.for_queries() is settings
+    chosen = make_settings(embed_backend="onnx", query_backend="onnx-int8")
+    queries = chosen.for_queries()
+    assert (chosen.embed_backend, queries.embed_backend, queries.query_backend) == ("onnx", "onnx-int8", "onnx-int8")
+    assert chosen.vectors == "fp32"  # what the documents are made of: EMBED_BACKEND's alone
 
 
 def test_model_from_a_local_folder(make_settings):
