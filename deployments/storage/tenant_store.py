@@ -424,9 +424,8 @@ class TenantStore:
         return outcomes
 
     def _delete_group(self, group: list[Delete]) -> list[tuple[int, int] | Exception]:
-        """One write for requests that name no id in common: each request deletes what it would
-        after the ones before it (the named ids that exist, or the filter's matches), less what
-        those already delete."""
+        """One write for the group: each request deletes what it would after the ones before it
+        (the named ids that exist, or its filter's matches), less what those already delete."""
         # chromadb refuses duplicate ids (DuplicateIDError), and reads everything for no ids at all.
         named = list(dict.fromkeys(id_ for request in group for id_ in request.ids))
         try:
