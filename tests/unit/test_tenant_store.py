@@ -403,10 +403,9 @@ def test_the_store_replica_writes_the_requests_that_queued_behind_a_write_togeth
         assert answers == [1, 2, 3, 4, 5] and replica.store.count() == 5
 
 
-def test_concurrent_deletes_share_one_write_and_each_gets_its_answer(settings, monkeypatch):
-    store = TenantStore(settings)
-    add(store, {id_: (f"text {id_}", {}) for id_ in "abcd"})
-    writes = []
+def chromadb_deletes(store: TenantStore, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The ids of each chromadb delete the store makes from now on, sorted, one list a write."""
+    writes: list[list[str]] = []
     real_delete = store._collection.delete
 
     def counted_delete(**kwargs: Any) -> None:
@@ -414,6 +413,13 @@ def test_concurrent_deletes_share_one_write_and_each_gets_its_answer(settings, m
         real_delete(**kwargs)
 
     monkeypatch.setattr(store._collection, "delete", counted_delete)
+    return writes
+
+
+def test_concurrent_deletes_share_one_write_and_each_gets_its_answer(settings, monkeypatch):
+    store = TenantStore(settings)
+    add(store, {id_: (f"text {id_}", {}) for id_ in "abcd"})
+    writes = chromadb_deletes(store, monkeypatch)
     outcomes = store.delete_many([Delete(["a", "x", "a"]), Delete(["b", "c"]), Delete(["a", "d"]), Delete(["y"])])
     # The third names "a" again: it goes to a later write, and finds only "d" there.
     assert outcomes == [(1, 3), (2, 1), (1, 0), (0, 0)]
@@ -426,14 +432,7 @@ def test_deletes_by_filter_share_the_write_and_each_deletes_what_it_would_alone(
     more than its request's most is refused alone, and one chromadb cannot read fails alone."""
     store = TenantStore(settings)
     add(store, {id_: (f"text {id_}", {"kind": kind}) for id_, kind in zip("abcdef", "xxyyzz", strict=True)})
-    writes = []
-    real_delete = store._collection.delete
-
-    def counted_delete(**kwargs: Any) -> None:
-        writes.append(sorted(kwargs["ids"]))
-        real_delete(**kwargs)
-
-    monkeypatch.setattr(store._collection, "delete", counted_delete)
+    writes = chromadb_deletes(store, monkeypatch)
     outcomes = store.delete_many(
         [
             Delete(["a", "q"]),
