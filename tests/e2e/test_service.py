@@ -301,17 +301,21 @@ def test_concurrent_deletes_by_filter_and_by_id_each_delete_what_was_there_in_it
     (deployments.store): each still deletes, and counts, only what was left when its turn came."""
     notes = [{"id": f"f{n}", "text": f"a note to delete, number {n}", "metadata": {"n": n}} for n in range(24)]
     assert api.post("/embed/", json={"documents": notes}).json()["count"] == 24
-    # The filters take the even numbers; the ids take pairs (4k, 4k + 1): half of them even too.
-    bodies = [{"where": {"n": n}} for n in range(0, 24, 2)] + [{"ids": [f"f{n}", f"f{n + 1}"]} for n in range(0, 24, 4)]
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        answers = [answer.json() for answer in pool.map(lambda body: api.post("/delete/", json=body), bodies)]
-    deleting = [answer for answer in answers if answer["deleted"]]
-    assert sum(answer["deleted"] for answer in answers) == 18, answers  # each document counted once
-    assert len({answer["count"] for answer in deleting}) == len(deleting), answers  # one state after each
-    assert min(answer["count"] for answer in answers) == count(api) == 6
-    assert sorted(d["id"] for d in api.post("/list/", json={"limit": 50}).json()["documents"]) == sorted(
-        f"f{n}" for n in range(3, 24, 4)
-    )
+    try:
+        # The filters take the even numbers; the ids take pairs (4k, 4k + 1): half of them even too.
+        bodies: list[dict[str, object]] = [{"where": {"n": n}} for n in range(0, 24, 2)]
+        bodies += [{"ids": [f"f{n}", f"f{n + 1}"]} for n in range(0, 24, 4)]
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = [answer.json() for answer in pool.map(lambda body: api.post("/delete/", json=body), bodies)]
+        deleting = [answer for answer in answers if answer["deleted"]]
+        assert sum(answer["deleted"] for answer in answers) == 18, answers  # each document counted once
+        assert len({answer["count"] for answer in deleting}) == len(deleting), answers  # one state after each
+        assert min(answer["count"] for answer in answers) == count(api) == 6
+        left = api.post("/list/", json={"limit": 50}).json()["documents"]
+        assert sorted(d["id"] for d in left) == sorted(f"f{n}" for n in range(3, 24, 4))
+    finally:  # the service is shared: the next test starts from an empty store
+        api.post("/delete/", json={"ids": [note["id"] for note in notes]}).raise_for_status()
+    assert count(api) == 0
 
 
 def test_quota_refusal_leaves_the_store_unchanged(api):
