@@ -295,9 +295,8 @@ def query_backends(settings: Settings, data: Beir, names: str, corpus: np.ndarra
     rows = []
     ids, query_ids = list(data.corpus), list(data.queries)
     for name in filter(None, names.split(",")):
-        queries = load_backend(settings.model_copy(update={"embed_backend": name})).encode(
-            [data.queries[q] for q in query_ids]
-        )
+        chosen = settings.model_copy(update={"query_backend": name}).for_queries()  # as the service loads it
+        queries = load_backend(chosen).encode([data.queries[q] for q in query_ids])
         label = f"semantic, exact search, backend {name} for the queries alone (QUERY_BACKEND)"
         rows.append(Row(label, exact_run(corpus, ids, queries, query_ids, depth)))
     return rows
